@@ -1,0 +1,118 @@
+//! The app's errors, and the one place they become HTTP: an HTML error page for the pages, a JSON
+//! `{"error": …}` body for the API. Internal causes go to the log, never to the response.
+
+use rocket::http::Status;
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+use rocket::serde::json::{Json, json};
+use rocket::{Catcher, catch, catchers};
+use rocket_dyn_templates::{Template, context};
+
+use crate::name::NameError;
+use crate::session::{SessionError, error_chain};
+
+/// Everything a handler can fail with, named by what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request body is not what the endpoint takes (the message says how).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is larger than the configured limit.
+    #[error("the request body is too large")]
+    TooLarge,
+    #[error("invalid name: {0}")]
+    InvalidName(#[from] NameError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl AppError {
+    pub fn status(&self) -> Status {
+        match self {
+            Self::BadRequest(_) => Status::BadRequest,
+            Self::TooLarge => Status::PayloadTooLarge,
+            Self::InvalidName(_) => Status::UnprocessableEntity,
+            Self::Session(error) => error.status(),
+        }
+    }
+
+    /// What the user is told: the error itself for their own mistakes, and only the status's
+    /// generic message for ours (logged here with the full chain of causes).
+    fn public_message(&self) -> String {
+        let status = self.status();
+        if status.class().is_server_error() {
+            log::error!("{status}: {}", error_chain(self));
+            status_message(status).to_owned()
+        } else if let Self::Session(SessionError::Ended) = self {
+            status_message(status).to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for AppError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        error_page(status, &self.public_message()).respond_to(request)
+    }
+}
+
+/// An [`AppError`] answered as JSON, for the API.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.0.status();
+        (status, Json(json!({ "error": self.0.public_message() }))).respond_to(request)
+    }
+}
+
+/// What each error status means, in words for the person who got it.
+pub fn status_message(status: Status) -> &'static str {
+    match status.code {
+        400 => "The request could not be understood.",
+        404 => "There is nothing at this address.",
+        409 => "Your session ended while this request was using it. Please try again.",
+        413 => "That request is too large.",
+        422 => "The request was understood, but its content is not valid.",
+        503 => "The session store is unavailable right now. Please try again in a moment.",
+        500..=599 => "Something went wrong on our side.",
+        _ => "The request could not be handled.",
+    }
+}
+
+fn error_page(status: Status, message: &str) -> (Status, Template) {
+    let page = Template::render(
+        "error",
+        context! { code: status.code, reason: status.reason_lossy(), message },
+    );
+    (status, page)
+}
+
+#[catch(default)]
+fn page_catcher(status: Status, _: &Request<'_>) -> (Status, Template) {
+    error_page(status, status_message(status))
+}
+
+#[catch(default)]
+fn json_catcher(status: Status, _: &Request<'_>) -> (Status, Json<serde_json::Value>) {
+    (status, Json(json!({ "error": status_message(status) })))
+}
+
+/// Error pages for everything the pages answer.
+pub fn page_catchers() -> Vec<Catcher> {
+    catchers![page_catcher]
+}
+
+/// JSON errors for everything under the API.
+pub fn json_catchers() -> Vec<Catcher> {
+    catchers![json_catcher]
+}

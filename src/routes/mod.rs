@@ -1,0 +1,19 @@
+//! The walkthrough's pages and its JSON API: the app the session layer serves.
+
+mod api;
+mod pages;
+
+pub use api::routes as api;
+pub use pages::routes as pages;
+
+use crate::session::Key;
+
+/// The session keys this app stores.
+mod keys {
+    use super::Key;
+
+    /// The visitor's name, set by `/user/<name>`, the login form or `POST /name`.
+    pub const NAME: Key<String> = Key::new("name");
+    /// How many times this session has seen `/`.
+    pub const PAGE_VIEWS: Key<u64> = Key::new("page_views");
+}

@@ -1,0 +1,101 @@
+//! What can go wrong in the session layer, and the HTTP status each outcome deserves.
+
+use std::sync::Arc;
+
+use rocket::http::Status;
+
+/// A session operation that could not be completed. Store errors keep their source (for the log)
+/// but say nothing about it in `Display`, so nothing internal reaches a page.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// The database could not be reached or is too busy; retrying later may succeed.
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] Arc<sqlx::Error>),
+    /// The database answered with an error that retrying will not fix.
+    #[error("the session store failed")]
+    Store(#[source] Arc<sqlx::Error>),
+    /// The stored data, or a value read from it, is not what the code expects.
+    #[error("session data for `{key}` could not be (de)serialized")]
+    Data {
+        key: String,
+        #[source]
+        source: Arc<serde_json::Error>,
+    },
+    /// The session was destroyed or expired while this request was changing it. The change was
+    /// not written, so the ended session stays ended.
+    #[error("the session ended while this request was using it")]
+    Ended,
+    /// The app uses the `Session` guard without managing `Sessions`.
+    #[error("the session layer is not configured")]
+    NotConfigured,
+    /// Other application instances kept changing the session faster than this one could retry.
+    #[error("the session is being changed by too many requests at once")]
+    Contended,
+}
+
+impl SessionError {
+    /// The HTTP status a request that hit this error should get.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Unavailable(_) | Self::Contended => Status::ServiceUnavailable,
+            Self::Ended => Status::Conflict,
+            Self::Store(_) | Self::Data { .. } | Self::NotConfigured => Status::InternalServerError,
+        }
+    }
+
+    pub(crate) fn data(key: &str, source: serde_json::Error) -> Self {
+        Self::Data {
+            key: key.to_owned(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+impl From<sqlx::Error> for SessionError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(Arc::new(error))
+        } else {
+            Self::Store(Arc::new(error))
+        }
+    }
+}
+
+/// Whether an error says the database is out of reach or overloaded, rather than that a query
+/// is wrong: these become 503s that go away when the database comes back.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code() {
+            // Postgres SQLSTATEs are five characters: connection exceptions (08), insufficient
+            // resources (53) and operator intervention such as shutdown (57P).
+            Some(code) if code.len() == 5 => {
+                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+            }
+            // SQLite result codes are numbers whose low byte is the primary code:
+            // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+            Some(code) => code
+                .parse::<i32>()
+                .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14)),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// An error and all its sources on one line (`outer: inner: root`), for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

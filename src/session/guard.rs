@@ -1,0 +1,362 @@
+//! The `Session` request guard: a handler's typed view of its session, loaded at most once per
+//! request and written through to the store when the handler changes it.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::{Ignite, Rocket, Sentinel};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::store::{Record, Rekeyed, SessionData};
+use super::{Key, SessionError, SessionId, Sessions, error_chain, now_ms};
+
+/// How often one write retries after losing a version race to another app instance. Within one
+/// instance writes to a session take turns (see `Sessions::write_lock`), so retries are rare.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// The current request's session.
+///
+/// Getting the guard costs nothing without a session cookie, and one indexed read with one.
+/// Reads are served from what was loaded; every change is written to the store before the
+/// method returns, so a handler that got `Ok` may tell the user it was saved.
+#[derive(Clone, Copy)]
+pub struct Session<'r> {
+    sessions: &'r Sessions,
+    cookies: &'r CookieJar<'r>,
+    cell: &'r SessionCell,
+}
+
+/// The per-request state behind every `Session` guard of one request.
+pub(crate) struct SessionCell {
+    active: Mutex<Option<Active>>,
+    /// Keeps two changes from the same request (say, a handler joining futures) from interleaving.
+    writer: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Active {
+    id: SessionId,
+    record: Record,
+    /// Created by this request: its ID has never been sent to a browser, so rotating it would
+    /// protect nothing.
+    new: bool,
+}
+
+impl SessionCell {
+    fn new(active: Option<Active>) -> Self {
+        Self {
+            active: Mutex::new(active),
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Active>> {
+        // A panic elsewhere cannot leave the Option half-written; carry on with what is there.
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> Option<Active> {
+        self.lock().clone()
+    }
+
+    fn set(&self, active: Option<Active>) {
+        *self.lock() = active;
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Session<'r> {
+    type Error = SessionError;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let Some(sessions) = request.rocket().state::<Sessions>() else {
+            return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
+        };
+        let cookies = request.cookies();
+        let loaded = request
+            .local_cache_async(async { load(sessions, cookies).await })
+            .await;
+        match loaded {
+            Ok(cell) => Outcome::Success(Session {
+                sessions,
+                cookies,
+                cell,
+            }),
+            Err(error) => Outcome::Error((error.status(), error.clone())),
+        }
+    }
+}
+
+impl Sentinel for Session<'_> {
+    /// Refuses to launch an app that uses the guard without managing [`Sessions`].
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        rocket.state::<Sessions>().is_none()
+    }
+}
+
+/// Reads the session named by the request's cookie, if any, and extends its idle deadline when a
+/// `touch_interval` has passed since it was last extended.
+async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCell, SessionError> {
+    let name = sessions.config.cookie_name.as_str();
+    let Some(cookie) = cookies.get_private(name) else {
+        // Present but undecryptable (tampered, or sealed with another key): drop it.
+        if cookies.get(name).is_some() {
+            remove_cookie(sessions, cookies);
+        }
+        return Ok(SessionCell::new(None));
+    };
+    let Some(id) = SessionId::parse(cookie.value()) else {
+        remove_cookie(sessions, cookies);
+        return Ok(SessionCell::new(None));
+    };
+    let now = now_ms();
+    let hash = id.hash();
+    let Some(mut record) = sessions.store.load(&hash, now).await? else {
+        remove_cookie(sessions, cookies);
+        return Ok(SessionCell::new(None));
+    };
+
+    let deadline = sessions.deadline(record.created_at, now);
+    if deadline - record.expires_at >= sessions.config.touch_interval_ms() {
+        // The read still succeeds if the touch fails: the session just keeps its old deadline.
+        match sessions.store.touch(&hash, deadline, now).await {
+            Ok(()) => {
+                record.expires_at = deadline;
+                set_cookie(sessions, cookies, &id, deadline, now);
+            }
+            Err(error) => log::warn!(
+                "could not extend a session's idle deadline: {}",
+                error_chain(&error)
+            ),
+        }
+    }
+    Ok(SessionCell::new(Some(Active {
+        id,
+        record,
+        new: false,
+    })))
+}
+
+impl Session<'_> {
+    /// Whether this request has a stored session (one was loaded, or this request created one).
+    pub fn exists(&self) -> bool {
+        self.cell.lock().is_some()
+    }
+
+    /// The value stored under `key`, or `None`. An error means the stored value does not have the
+    /// key's type: a bug in whatever stored it.
+    pub fn get<T: DeserializeOwned>(&self, key: &Key<T>) -> Result<Option<T>, SessionError> {
+        let active = self.cell.lock();
+        let Some(value) = active.as_ref().and_then(|a| a.record.data.get(key.name())) else {
+            return Ok(None);
+        };
+        T::deserialize(value)
+            .map(Some)
+            .map_err(|e| SessionError::data(key.name(), e))
+    }
+
+    /// Stores `value` under `key`, creating the session (and its cookie) if there is none yet.
+    pub async fn insert<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| SessionError::data(key.name(), e))?;
+        self.change(|data| {
+            data.insert(key.name().to_owned(), value.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `key` from the session. Without a session, does nothing.
+    pub async fn remove<T>(&self, key: &Key<T>) -> Result<(), SessionError> {
+        self.change(|data| {
+            data.remove(key.name());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the value under `key` with `f(current value)` atomically: if another request
+    /// changes the session first, `f` runs again on what that request stored. Returns the value
+    /// stored. This is how counters count every request.
+    pub async fn update<T, F>(&self, key: &Key<T>, mut f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T + Send,
+    {
+        self.change(|data| {
+            let current = data
+                .get(key.name())
+                .map(T::deserialize)
+                .transpose()
+                .map_err(|e| SessionError::data(key.name(), e))?;
+            let next = f(current);
+            let value =
+                serde_json::to_value(&next).map_err(|e| SessionError::data(key.name(), e))?;
+            data.insert(key.name().to_owned(), value);
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Empties the session's data but keeps the session (and its ID).
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        self.change(|data| {
+            data.clear();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the session: deletes its row and removes the cookie. A change that another request
+    /// makes to it afterwards fails with [`SessionError::Ended`] instead of reviving it.
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        let _serial = self.cell.writer.lock().await;
+        if let Some(active) = self.cell.snapshot() {
+            self.sessions.store.delete(&active.id.hash()).await?;
+            self.cell.set(None);
+        }
+        remove_cookie(self.sessions, self.cookies);
+        Ok(())
+    }
+
+    /// Moves the session's data to a new ID and sends the browser the new cookie; the old ID is
+    /// dead from this moment. Call it whenever privilege changes (login), so an ID that leaked
+    /// before cannot ride along. Without a session, does nothing.
+    pub async fn regenerate(&self) -> Result<(), SessionError> {
+        let _serial = self.cell.writer.lock().await;
+        let Some(active) = self.cell.snapshot() else {
+            return Ok(());
+        };
+        if active.new {
+            return Ok(());
+        }
+        let old = active.id.hash();
+        loop {
+            let now = now_ms();
+            let id = SessionId::generate();
+            match self.sessions.store.rekey(&old, &id.hash(), now).await? {
+                Rekeyed::Done => {
+                    set_cookie(
+                        self.sessions,
+                        self.cookies,
+                        &id,
+                        active.record.expires_at,
+                        now,
+                    );
+                    self.cell.set(Some(Active { id, ..active }));
+                    return Ok(());
+                }
+                Rekeyed::Gone => return Err(self.ended()),
+                Rekeyed::IdTaken => continue,
+            }
+        }
+    }
+
+    /// Applies `edit` to the session's data and writes the result, retrying on a version race.
+    /// Without a session, creates one only if `edit` leaves something to store.
+    async fn change<R>(
+        &self,
+        mut edit: impl FnMut(&mut SessionData) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
+        let _serial = self.cell.writer.lock().await;
+        let now = now_ms();
+        let Some(active) = self.cell.snapshot() else {
+            let mut data = SessionData::new();
+            let outcome = edit(&mut data)?;
+            if !data.is_empty() {
+                self.create(data, now).await?;
+            }
+            return Ok(outcome);
+        };
+
+        let hash = active.id.hash();
+        let _turn = self.sessions.write_lock(&hash).lock().await;
+        let mut current = active.record;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut data = current.data.clone();
+            let outcome = edit(&mut data)?;
+            if data == current.data {
+                return Ok(outcome);
+            }
+            let next = Record {
+                data,
+                version: current.version + 1,
+                created_at: current.created_at,
+                expires_at: self.sessions.deadline(current.created_at, now),
+            };
+            if self.sessions.store.save(&hash, &next, now).await? {
+                set_cookie(
+                    self.sessions,
+                    self.cookies,
+                    &active.id,
+                    next.expires_at,
+                    now,
+                );
+                self.cell.set(Some(Active {
+                    id: active.id,
+                    record: next,
+                    new: active.new,
+                }));
+                return Ok(outcome);
+            }
+            // Someone else wrote (or ended the session) since we read it: read again.
+            match self.sessions.store.load(&hash, now).await? {
+                Some(fresh) => current = fresh,
+                None => return Err(self.ended()),
+            }
+        }
+        Err(SessionError::Contended)
+    }
+
+    /// Stores a new session under a fresh ID and sends its cookie.
+    async fn create(&self, data: SessionData, now: i64) -> Result<(), SessionError> {
+        let record = Record {
+            data,
+            version: 0,
+            created_at: now,
+            expires_at: self.sessions.deadline(now, now),
+        };
+        loop {
+            let id = SessionId::generate();
+            if self.sessions.store.create(&id.hash(), &record).await? {
+                set_cookie(self.sessions, self.cookies, &id, record.expires_at, now);
+                self.cell.set(Some(Active {
+                    id,
+                    record,
+                    new: true,
+                }));
+                return Ok(());
+            }
+        }
+    }
+
+    /// Forgets a session that ended under this request's feet.
+    fn ended(&self) -> SessionError {
+        self.cell.set(None);
+        remove_cookie(self.sessions, self.cookies);
+        SessionError::Ended
+    }
+}
+
+fn set_cookie(
+    sessions: &Sessions,
+    cookies: &CookieJar<'_>,
+    id: &SessionId,
+    expires_at: i64,
+    now: i64,
+) {
+    let remaining = time::Duration::milliseconds(expires_at.saturating_sub(now).max(0));
+    let cookie = Cookie::build((sessions.config.cookie_name.clone(), id.encode()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(sessions.config.cookie_secure)
+        .max_age(remaining)
+        .expires(time::OffsetDateTime::now_utc() + remaining);
+    cookies.add_private(cookie);
+}
+
+fn remove_cookie(sessions: &Sessions, cookies: &CookieJar<'_>) {
+    cookies.remove_private(Cookie::build(sessions.config.cookie_name.clone()).path("/"));
+}

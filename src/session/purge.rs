@@ -1,0 +1,70 @@
+//! Removing expired sessions: a one-pass function, and a background task that runs it on a timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::Shutdown;
+use rocket::fairing::AdHoc;
+use tokio::time::MissedTickBehavior;
+
+use super::{SessionError, SessionStore, Sessions, error_chain, now_ms};
+
+/// Deletes every session that expired at or before `now`, at most `batch_size` rows per statement,
+/// so a large backlog is worked off in short transactions that requests can slip between.
+/// Returns how many rows it removed. Safe to run from several app instances at once.
+pub async fn purge_expired(
+    store: &dyn SessionStore,
+    now: i64,
+    batch_size: u32,
+) -> Result<u64, SessionError> {
+    let mut total = 0;
+    loop {
+        let deleted = store.delete_expired(now, batch_size).await?;
+        total += deleted;
+        if deleted < u64::from(batch_size) {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Starts the purge task when Rocket lifts off; it runs every `purge_interval` seconds (the first
+/// pass right away) and stops when Rocket shuts down. A failed pass is logged and retried on the
+/// next tick.
+pub fn fairing() -> AdHoc {
+    AdHoc::on_liftoff("Session purge", |rocket| {
+        Box::pin(async move {
+            let Some(sessions) = rocket.state::<Sessions>() else {
+                log::error!("session purge not started: `Sessions` is not managed");
+                return;
+            };
+            let store = Arc::clone(sessions.store());
+            let config = sessions.config();
+            let every = Duration::from_secs(config.purge_interval);
+            let batch_size = config.purge_batch_size;
+            tokio::spawn(run(store, every, batch_size, rocket.shutdown()));
+        })
+    })
+}
+
+async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shutdown: Shutdown) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let pass = async {
+        loop {
+            ticker.tick().await;
+            match purge_expired(store.as_ref(), now_ms(), batch_size).await {
+                Ok(0) => log::debug!("session purge: nothing expired"),
+                Ok(removed) => log::info!("session purge: removed {removed} expired sessions"),
+                Err(error) => log::warn!(
+                    "session purge failed, retrying next interval: {}",
+                    error_chain(&error)
+                ),
+            }
+        }
+    };
+    tokio::select! {
+        () = pass => {}
+        _ = shutdown => log::debug!("session purge stopped"),
+    }
+}

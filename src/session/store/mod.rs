@@ -1,0 +1,78 @@
+//! Where sessions live: a small trait with one implementation per database.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use super::{IdHash, SessionError};
+
+/// A session's data: a JSON object, one entry per key.
+pub type SessionData = serde_json::Map<String, serde_json::Value>;
+
+/// One stored session. Times are Unix milliseconds, compared the same way by load and purge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub data: SessionData,
+    /// Bumped by every data write; a write names the version it read, so two writers that read
+    /// the same version cannot both succeed (optimistic concurrency).
+    pub version: i64,
+    /// When the session was created; the absolute timeout counts from here.
+    pub created_at: i64,
+    /// When the session ends unless it is used: `min(last activity + idle, created + absolute)`.
+    pub expires_at: i64,
+}
+
+/// What a change of a session's ID did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rekeyed {
+    Done,
+    /// No live session had the old ID.
+    Gone,
+    /// The new ID is already in use (astronomically unlikely; the caller draws another).
+    IdTaken,
+}
+
+/// Storage for sessions, keyed by the hash of their ID.
+///
+/// Every method that reads or extends a session takes `now` and ignores rows whose `expires_at`
+/// has passed, so an expired row behaves exactly like a missing one even before the purge
+/// removes it, and nothing can bring it back to life.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Inserts a new session; `Ok(false)` if the ID is taken.
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError>;
+
+    /// The live session with this ID, if any.
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError>;
+
+    /// Replaces the data and deadline if the stored version is still `record.version - 1` and the
+    /// session is live; `Ok(false)` if another write got there first or the session ended.
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError>;
+
+    /// Moves a live session's deadline forward to `expires_at` (never back). Data and version are
+    /// untouched, so a touch never conflicts with a data write.
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError>;
+
+    /// Moves a live session to a new ID in one statement: the old ID stops working at once.
+    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError>;
+
+    /// Deletes the session, if it exists.
+    async fn delete(&self, id: &IdHash) -> Result<(), SessionError>;
+
+    /// Deletes at most `limit` sessions that expired at or before `now`; returns how many.
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError>;
+}
+
+fn encode_data(data: &SessionData) -> Result<String, SessionError> {
+    serde_json::to_string(data).map_err(|e| SessionError::data("*", e))
+}
+
+fn decode_data(json: &str) -> Result<SessionData, SessionError> {
+    serde_json::from_str(json).map_err(|e| SessionError::data("*", e))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
