@@ -18,6 +18,9 @@ pub enum NameError {
     TooLong,
     #[error("the name contains control characters (such as newlines or tabs)")]
     ControlCharacter,
+    /// Rocket decodes URLs and forms lossily, turning bytes that are not UTF-8 into U+FFFD.
+    #[error("the name is not valid UTF-8 text")]
+    NotUtf8,
 }
 
 impl Name {
@@ -31,6 +34,9 @@ impl Name {
         }
         if input.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
+        }
+        if input.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(NameError::NotUtf8);
         }
         Ok(Self(input.to_owned()))
     }
@@ -76,6 +82,7 @@ mod tests {
         assert_eq!(Name::parse(""), Err(NameError::Empty));
         assert_eq!(Name::parse(&"a".repeat(65)), Err(NameError::TooLong));
         assert_eq!(Name::parse(&"é".repeat(65)), Err(NameError::TooLong));
+        assert_eq!(Name::parse("bad\u{fffd}byte"), Err(NameError::NotUtf8));
         for bad in ["a\nb", "tab\there", "nul\0", "del\u{7f}", "c1\u{85}"] {
             assert_eq!(
                 Name::parse(bad),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use rocket::http::Status;
+use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 /// A session operation that could not be completed. Store errors keep their source (for the log)
 /// but say nothing about it in `Display`, so nothing internal reaches a page.
@@ -71,19 +72,21 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => match db.code() {
-            // Postgres SQLSTATEs are five characters: connection exceptions (08), insufficient
-            // resources (53) and operator intervention such as shutdown (57P).
-            Some(code) if code.len() == 5 => {
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        sqlx::Error::Database(db) => {
+            // Postgres ends a connection it refuses or kills (the database is shutting down,
+            // not accepting connections, …) with a FATAL error, whatever its SQLSTATE.
+            if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+                return matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
+                    || ["08", "53", "57P"]
+                        .iter()
+                        .any(|class| pg.code().starts_with(class));
             }
             // SQLite result codes are numbers whose low byte is the primary code:
             // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
-            Some(code) => code
-                .parse::<i32>()
-                .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14)),
-            None => false,
-        },
+            db.code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+        }
         _ => false,
     }
 }

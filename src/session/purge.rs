@@ -29,7 +29,7 @@ pub async fn purge_expired(
 }
 
 /// Starts the purge task when Rocket lifts off; it runs every `purge_interval` seconds (the first
-/// pass right away) and stops when Rocket shuts down. A failed pass is logged and retried on the
+/// pass one interval after launch) and stops when Rocket shuts down. A failed pass is logged and retried on the
 /// next tick.
 pub fn fairing() -> AdHoc {
     AdHoc::on_liftoff("Session purge", |rocket| {
@@ -48,7 +48,7 @@ pub fn fairing() -> AdHoc {
 }
 
 async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(every);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pass = async {
         loop {

@@ -1,0 +1,398 @@
+//! `TestApp`: the real app (`latch::rocket`) on a fresh database per test, with a local client
+//! and direct access to the `sessions` table for assertions.
+
+use std::io::Write as _;
+use std::sync::{Arc, Once};
+
+use latch::db::Database;
+use latch::session::{IdHash, SessionId, SessionStore, Sessions};
+use rocket::figment::Figment;
+use rocket::http::{Cookie, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Row};
+
+/// The admin URL of a Postgres server to make per-test databases on, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: the Postgres tests are skipped.
+pub const POSTGRES_URL_VAR: &str = "LATCH_TEST_POSTGRES_URL";
+/// Set to `1` to make a missing Postgres URL a failure instead of a skip (CI does).
+pub const REQUIRE_POSTGRES_VAR: &str = "LATCH_REQUIRE_POSTGRES";
+
+/// A fixed 256-bit key, so two app instances in one test can read each other's cookies.
+pub const TEST_SECRET_KEY: &str = "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=";
+pub const COOKIE: &str = "session";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests, `sqlite::name` and
+/// `postgres::name`: the same suite against every backend.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use backend_tests;
+
+/// A database that exists for one test and is removed after it.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDb {
+    /// A fresh, empty database, or `None` (after saying so) when Postgres is not configured.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("latch.db").display());
+                Some(Self::Sqlite { _dir: dir, url })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url()?;
+                let name = format!(
+                    "latch_test_{}",
+                    SessionId::generate().encode().to_lowercase()
+                )
+                .replace('-', "_");
+                let mut admin = connect_admin(&admin_url).await;
+                sqlx::query(AssertSqlSafe(format!(r#"create database "{name}""#)))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create test database");
+                let url = database_url_for(&admin_url, &name);
+                Some(Self::Postgres {
+                    admin_url,
+                    name,
+                    url,
+                })
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        else {
+            return;
+        };
+        let (admin_url, db_name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let mut admin = connect_admin(&admin_url).await;
+                sqlx::query(AssertSqlSafe(format!(
+                    r#"drop database if exists "{db_name}" with (force)"#
+                )))
+                .execute(&mut admin)
+                .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("could not drop test database {name}: {dropped:?}");
+        }
+    }
+}
+
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var(REQUIRE_POSTGRES_VAR).as_deref() != Ok("1"),
+                "{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set"
+            );
+            static SAY_ONCE: Once = Once::new();
+            SAY_ONCE.call_once(|| {
+                // Straight to stderr: the test harness would swallow eprintln! from a passing test.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nPostgres tests SKIPPED: set {POSTGRES_URL_VAR} (e.g. \
+                     postgres://postgres@127.0.0.1:5432/postgres) to run them.\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+async fn connect_admin(admin_url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the Postgres admin URL")
+}
+
+/// `admin_url` with its database name replaced by `name`.
+pub fn database_url_for(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(base, query)| (base, Some(query)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// The figment every test app starts from: a fixed key, quiet logs, and `database_url`.
+pub fn test_figment(database_url: &str) -> Figment {
+    rocket::Config::figment()
+        .merge(("secret_key", TEST_SECRET_KEY))
+        .merge(("log_level", "off"))
+        .merge(("database_url", database_url))
+}
+
+/// The app under test.
+pub struct TestApp {
+    pub client: Client,
+    pub backend: Backend,
+    settings: Vec<(String, Value)>,
+    // Declared last: dropped after the client has closed its pool.
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// The app on a fresh database with default settings; `None` when the backend is skipped.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// The app with figment overrides, e.g. `("session.idle_timeout", json!(1))`.
+    pub async fn spawn_with(backend: Backend, settings: &[(&str, Value)]) -> Option<Self> {
+        let db = TestDb::create(backend).await?;
+        let settings: Vec<_> = settings
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        let client = launch(db.url(), &settings).await;
+        Some(Self {
+            client,
+            backend,
+            settings,
+            db,
+        })
+    }
+
+    /// Shuts this instance down and starts a new one on the same database and key (a restart).
+    pub async fn restart(self) -> Self {
+        let Self {
+            client,
+            backend,
+            settings,
+            db,
+        } = self;
+        client.terminate().await;
+        let client = launch(db.url(), &settings).await;
+        Self {
+            client,
+            backend,
+            settings,
+            db,
+        }
+    }
+
+    /// A second instance of the app on the same database and key, as behind a load balancer.
+    pub async fn second_instance(&self) -> Client {
+        launch(self.db.url(), &self.settings).await
+    }
+
+    pub async fn get(&self, uri: &str) -> LocalResponse<'_> {
+        self.client.get(uri.to_owned()).dispatch().await
+    }
+
+    /// A GET that presents exactly this raw (already encrypted) cookie value, bypassing the
+    /// client's cookie jar, as a second browser tab or an attacker would.
+    pub async fn get_with_cookie(&self, uri: &str, raw_cookie: &str) -> LocalResponse<'_> {
+        self.client
+            .get(uri.to_owned())
+            .cookie(Cookie::new(COOKIE, raw_cookie.to_owned()))
+            .dispatch()
+            .await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: &str) -> LocalResponse<'_> {
+        self.client
+            .post(uri.to_owned())
+            .header(Header::new("Content-Type", "application/json"))
+            .body(body)
+            .dispatch()
+            .await
+    }
+
+    pub async fn post_form(&self, uri: &str, body: &str) -> LocalResponse<'_> {
+        self.client
+            .post(uri.to_owned())
+            .header(Header::new(
+                "Content-Type",
+                "application/x-www-form-urlencoded",
+            ))
+            .body(body)
+            .dispatch()
+            .await
+    }
+
+    /// The encrypted session cookie the client (the "browser") holds now, if any.
+    pub fn raw_cookie(&self) -> Option<String> {
+        self.client
+            .cookies()
+            .get(COOKIE)
+            .map(|cookie| cookie.value().to_owned())
+    }
+
+    /// The session ID inside the browser's cookie, decrypted with the app's key.
+    pub fn session_id(&self) -> Option<SessionId> {
+        let cookie = self.client.cookies().get_private(COOKIE)?;
+        SessionId::parse(cookie.value())
+    }
+
+    pub fn database(&self) -> &Database {
+        self.client
+            .rocket()
+            .state::<Database>()
+            .expect("the app manages its Database")
+    }
+
+    pub fn store(&self) -> Arc<dyn SessionStore> {
+        let sessions = self.client.rocket().state::<Sessions>().expect("Sessions");
+        Arc::clone(sessions.store())
+    }
+
+    /// Every row of the `sessions` table.
+    pub async fn rows(&self) -> Vec<SessionRow> {
+        let sql = "select id_hash, data, version, created_at, expires_at from sessions";
+        match self.database() {
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .fetch_all(pool)
+                .await
+                .expect("read sessions")
+                .iter()
+                .map(|row| SessionRow {
+                    id_hash: row.get("id_hash"),
+                    data: serde_json::from_str(row.get("data")).expect("json"),
+                    version: row.get("version"),
+                    created_at: row.get("created_at"),
+                    expires_at: row.get("expires_at"),
+                })
+                .collect(),
+            Database::Postgres(pool) => sqlx::query(sql)
+                .fetch_all(pool)
+                .await
+                .expect("read sessions")
+                .iter()
+                .map(|row| SessionRow {
+                    id_hash: row.get("id_hash"),
+                    data: serde_json::from_str(row.get("data")).expect("json"),
+                    version: row.get("version"),
+                    created_at: row.get("created_at"),
+                    expires_at: row.get("expires_at"),
+                })
+                .collect(),
+        }
+    }
+
+    /// The row of the session whose ID is `id`, if it exists (live or expired).
+    pub async fn row_for(&self, id: &SessionId) -> Option<SessionRow> {
+        let hash = id.hash();
+        self.rows()
+            .await
+            .into_iter()
+            .find(|row| row.id_hash == hash.as_bytes())
+    }
+
+    /// The row of the session the browser holds now.
+    pub async fn current_row(&self) -> Option<SessionRow> {
+        let id = self.session_id()?;
+        self.row_for(&id).await
+    }
+}
+
+async fn launch(database_url: &str, settings: &[(String, Value)]) -> Client {
+    let mut figment = test_figment(database_url);
+    for (key, value) in settings {
+        figment = figment.merge((key.as_str(), value.clone()));
+    }
+    Client::tracked(latch::rocket(figment))
+        .await
+        .expect("the app launches")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id_hash: Vec<u8>,
+    pub data: Value,
+    pub version: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl SessionRow {
+    pub fn hash(&self) -> IdHash {
+        IdHash(self.id_hash.as_slice().try_into().expect("32-byte hash"))
+    }
+}
+
+/// The response's status and body text.
+pub async fn read(response: LocalResponse<'_>) -> (Status, String) {
+    let status = response.status();
+    (status, response.into_string().await.unwrap_or_default())
+}
+
+/// Asserts a response's status, showing its body on failure.
+#[track_caller]
+pub fn assert_status((status, body): &(Status, String), expected: Status) {
+    assert_eq!(*status, expected, "unexpected status; body:\n{body}");
+}
+
+/// Every `Set-Cookie` header of a response.
+pub fn set_cookies(response: &LocalResponse<'_>) -> Vec<String> {
+    response
+        .headers()
+        .get("Set-Cookie")
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,94 @@
+//! The purge: the one-pass function, its batches, and the background task.
+
+use std::time::Duration;
+
+use latch::session::purge::purge_expired;
+use latch::session::{Record, SessionData, SessionId, now_ms};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, backend_tests};
+
+backend_tests!(
+    a_purge_pass_removes_expired_sessions_and_keeps_live_ones,
+    a_purge_pass_works_through_a_backlog_in_batches,
+    the_background_task_purges_on_its_interval,
+);
+
+/// Stores `count` sessions directly, expiring `offset_ms` from now (negative: already expired).
+async fn seed(app: &TestApp, count: usize, offset_ms: i64) -> Vec<SessionId> {
+    let store = app.store();
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = SessionId::generate();
+        let record = Record {
+            data: SessionData::new(),
+            version: 0,
+            created_at: now - 10_000,
+            expires_at: now + offset_ms,
+        };
+        assert!(store.create(&id.hash(), &record).await.expect("create"));
+        ids.push(id);
+    }
+    ids
+}
+
+async fn a_purge_pass_removes_expired_sessions_and_keeps_live_ones(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    seed(&app, 5, -1000).await;
+    let live = seed(&app, 3, 60_000).await;
+
+    let removed = purge_expired(app.store().as_ref(), now_ms(), 1000)
+        .await
+        .expect("purge");
+
+    assert_eq!(removed, 5);
+    let rows = app.rows().await;
+    assert_eq!(rows.len(), 3);
+    for id in &live {
+        assert!(app.row_for(id).await.is_some());
+    }
+}
+
+async fn a_purge_pass_works_through_a_backlog_in_batches(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    seed(&app, 25, -1000).await;
+    seed(&app, 2, 60_000).await;
+    let store = app.store();
+
+    let one_batch = store.delete_expired(now_ms(), 10).await.expect("batch");
+    assert_eq!(one_batch, 10, "a batch deletes at most its limit");
+    let rest = purge_expired(store.as_ref(), now_ms(), 4)
+        .await
+        .expect("purge");
+
+    assert_eq!(rest, 15, "the pass keeps going until the backlog is gone");
+    assert_eq!(app.rows().await.len(), 2);
+}
+
+async fn the_background_task_purges_on_its_interval(backend: Backend) {
+    let settings = [("session.purge_interval", json!(1))];
+    let Some(app) = TestApp::spawn_with(backend, &settings).await else {
+        return;
+    };
+    seed(&app, 4, -1000).await;
+    seed(&app, 1, 60_000).await;
+
+    let mut remaining = usize::MAX;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        remaining = app.rows().await.len();
+        if remaining == 1 {
+            break;
+        }
+    }
+
+    assert_eq!(
+        remaining, 1,
+        "the expired rows were purged in the background"
+    );
+}

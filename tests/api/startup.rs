@@ -1,0 +1,96 @@
+//! Launching: restarts keep sessions, instances share them, bad configuration stops the launch.
+
+use rocket::http::Status;
+use serde_json::json;
+
+use crate::helpers::{
+    Backend, COOKIE, TestApp, TestDb, assert_status, backend_tests, read, test_figment,
+};
+
+backend_tests!(
+    sessions_survive_a_restart,
+    two_instances_share_sessions_and_logout,
+);
+
+async fn sessions_survive_a_restart(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.get("/user/Ada").await;
+    let cookie = app.raw_cookie().expect("cookie");
+
+    let app = app.restart().await;
+    let page = read(app.get_with_cookie("/user", &cookie).await).await;
+
+    assert_status(&page, Status::Ok);
+    assert!(page.1.contains("<h1>Ada</h1>"));
+}
+
+async fn two_instances_share_sessions_and_logout(backend: Backend) {
+    let Some(a) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let b = a.second_instance().await;
+    a.get("/user/Ada").await;
+    let cookie = a.raw_cookie().expect("cookie");
+    let on_b = |uri: &'static str| {
+        b.get(uri)
+            .cookie(rocket::http::Cookie::new(COOKIE, cookie.clone()))
+            .dispatch()
+    };
+
+    let seen_on_b = read(on_b("/user").await).await;
+    read(on_b("/logout").await).await;
+    let seen_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
+
+    assert!(seen_on_b.1.contains("<h1>Ada</h1>"));
+    assert!(
+        seen_on_a.1.contains("user logged out!"),
+        "logout on B ends it on A"
+    );
+    assert!(a.rows().await.is_empty());
+}
+
+/// Whether the app ignites with this configuration.
+async fn ignites(figment: rocket::figment::Figment) -> bool {
+    match latch::rocket(figment).ignite().await {
+        Ok(_) => true,
+        Err(error) => {
+            // Looking at the kind marks the error handled (Rocket panics on unhandled ones).
+            let _ = error.kind();
+            false
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_release_profile_refuses_to_launch_without_a_secret_key() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("database_url", db.url()))
+        .select("release");
+
+    assert!(!ignites(figment.clone()).await);
+    let with_key = figment.merge(("secret_key", crate::helpers::TEST_SECRET_KEY));
+    assert!(ignites(with_key).await);
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_stops_the_launch() {
+    let figment = test_figment("mysql://localhost/latch");
+
+    assert!(!ignites(figment).await);
+}
+
+#[tokio::test]
+async fn inconsistent_session_settings_stop_the_launch() {
+    let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
+    let figment = test_figment(db.url())
+        .merge(("session.idle_timeout", json!(60)))
+        .merge(("session.touch_interval", json!(60)));
+
+    assert!(!ignites(figment).await);
+    let typo = test_figment(db.url()).merge(("session.idle_timout", json!(60)));
+    assert!(!ignites(typo).await, "unknown session keys are refused");
+}
