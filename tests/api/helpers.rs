@@ -218,6 +218,19 @@ impl TestApp {
         })
     }
 
+    /// The app with extra routes mounted under `/t`, for tests of the session API itself.
+    pub async fn spawn_mounting(backend: Backend, routes: Vec<rocket::Route>) -> Option<Self> {
+        let db = TestDb::create(backend).await?;
+        let rocket = latch::rocket(figment_with(db.url(), &[])).mount("/t", routes);
+        let client = Client::tracked(rocket).await.expect("the app launches");
+        Some(Self {
+            client,
+            backend,
+            settings: Vec::new(),
+            db,
+        })
+    }
+
     /// Shuts this instance down and starts a new one on the same database and key (a restart).
     pub async fn restart(self) -> Self {
         let Self {
@@ -351,12 +364,16 @@ impl TestApp {
     }
 }
 
-async fn launch(database_url: &str, settings: &[(String, Value)]) -> Client {
+fn figment_with(database_url: &str, settings: &[(String, Value)]) -> Figment {
     let mut figment = test_figment(database_url);
     for (key, value) in settings {
         figment = figment.merge((key.as_str(), value.clone()));
     }
-    Client::tracked(latch::rocket(figment))
+    figment
+}
+
+async fn launch(database_url: &str, settings: &[(String, Value)]) -> Client {
+    Client::tracked(latch::rocket(figment_with(database_url, settings)))
         .await
         .expect("the app launches")
 }

@@ -10,4 +10,5 @@ mod expiry;
 mod outage;
 mod pages;
 mod purge;
+mod session_api;
 mod startup;

@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
-use latch::session::purge::purge_expired;
-use latch::session::{Record, SessionData, SessionId, now_ms};
+use std::sync::Arc;
+
+use latch::session::purge::{self, purge_expired};
+use latch::session::{
+    IdHash, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId, SessionStore,
+    Sessions, now_ms,
+};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, backend_tests};
@@ -91,4 +96,66 @@ async fn the_background_task_purges_on_its_interval(backend: Backend) {
         remaining, 1,
         "the expired rows were purged in the background"
     );
+}
+
+/// A store whose purge fails on its first call, then succeeds; it counts the calls.
+#[derive(Default)]
+struct FlakyStore {
+    purge_calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FlakyStore {
+    async fn create(&self, _: &IdHash, _: &Record) -> Result<bool, SessionError> {
+        Ok(true)
+    }
+    async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
+        Ok(None)
+    }
+    async fn save(&self, _: &IdHash, _: &Record, _: i64) -> Result<bool, SessionError> {
+        Ok(false)
+    }
+    async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
+        Ok(())
+    }
+    async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
+        Ok(Rekeyed::Gone)
+    }
+    async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
+        Ok(())
+    }
+    async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
+        let call = self
+            .purge_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call == 0 {
+            Err(sqlx::Error::PoolTimedOut.into())
+        } else {
+            Ok(0)
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_background_task_survives_a_failed_pass() {
+    let store = Arc::new(FlakyStore::default());
+    let config = SessionConfig {
+        purge_interval: 1,
+        ..SessionConfig::default()
+    };
+    let rocket = rocket::custom(rocket::Config::figment().merge(("log_level", "off")))
+        .manage(Sessions::new(store.clone(), config))
+        .attach(purge::fairing());
+    let client = rocket::local::asynchronous::Client::untracked(rocket)
+        .await
+        .expect("launch");
+
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+
+    let calls = store.purge_calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        calls >= 2,
+        "the pass after the failure ran too ({calls} calls)"
+    );
+    client.terminate().await;
 }
