@@ -11,7 +11,9 @@ use sqlx::sqlite::{
 };
 
 use crate::config::Config;
-use crate::session::{PostgresStore, SessionStore, Sessions, SqliteStore, error_chain};
+use crate::session::{
+    CachedStore, PostgresStore, SessionError, SessionStore, Sessions, SqliteStore, error_chain,
+};
 
 /// Why the database could not be set up at launch.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum SetupError {
     Connect(#[source] sqlx::Error),
     #[error("could not apply migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("could not open the session store")]
+    Store(#[source] SessionError),
 }
 
 /// The app's connection pool.
@@ -82,18 +86,45 @@ impl Database {
     /// Applies the migrations for this backend (`migrations/sqlite` or `migrations/postgres`).
     pub async fn migrate(&self) -> Result<(), SetupError> {
         match self {
-            Self::Sqlite(pool) => SqliteStore::new(pool.clone()).migrate().await,
-            Self::Postgres(pool) => PostgresStore::new(pool.clone()).migrate().await,
+            Self::Sqlite(pool) => SqliteStore::migrate(pool).await,
+            Self::Postgres(pool) => PostgresStore::migrate(pool).await,
         }
         .map_err(SetupError::Migrate)
     }
 
-    /// The session store backed by this pool.
-    pub fn session_store(&self) -> Arc<dyn SessionStore> {
+    /// `"sqlite"` or `"postgres"`, for messages.
+    pub fn backend_name(&self) -> &'static str {
         match self {
-            Self::Sqlite(pool) => Arc::new(SqliteStore::new(pool.clone())),
-            Self::Postgres(pool) => Arc::new(PostgresStore::new(pool.clone())),
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
         }
+    }
+
+    /// Whether the database answers a trivial query now.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// The session store backed by this pool. On SQLite, where this process is the only
+    /// writer, up to `cache_capacity` sessions are also kept in memory.
+    pub async fn session_store(
+        &self,
+        cache_capacity: usize,
+    ) -> Result<Arc<dyn SessionStore>, SessionError> {
+        Ok(match self {
+            Self::Sqlite(pool) => {
+                let store = SqliteStore::open(pool.clone()).await?;
+                if cache_capacity == 0 {
+                    Arc::new(store)
+                } else {
+                    Arc::new(CachedStore::new(store, cache_capacity))
+                }
+            }
+            Self::Postgres(pool) => Arc::new(PostgresStore::open(pool.clone())),
+        })
     }
 }
 
@@ -113,20 +144,24 @@ pub fn stage() -> AdHoc {
             log::error!("invalid configuration: {problem}");
             return Err(rocket);
         }
-        let database = match setup(&config).await {
-            Ok(database) => database,
+        let (database, store) = match setup(&config).await {
+            Ok(ready) => ready,
             Err(error) => {
                 log::error!("database setup failed: {}", error_chain(&error));
                 return Err(rocket);
             }
         };
-        let sessions = Sessions::new(database.session_store(), config.session);
+        let sessions = Sessions::new(store, config.session);
         Ok(rocket.manage(database).manage(sessions))
     })
 }
 
-async fn setup(config: &Config) -> Result<Database, SetupError> {
+async fn setup(config: &Config) -> Result<(Database, Arc<dyn SessionStore>), SetupError> {
     let database = Database::connect(config).await?;
     database.migrate().await?;
-    Ok(database)
+    let store = database
+        .session_store(config.session.cache_capacity)
+        .await
+        .map_err(SetupError::Store)?;
+    Ok((database, store))
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod name;
+pub mod ops;
 pub mod routes;
 pub mod secret;
 pub mod session;
@@ -29,6 +30,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(Template::fairing())
         .mount("/", routes::pages())
         .mount("/name", routes::api())
+        .mount("/", routes::health())
         .mount("/static", FileServer::from("static"))
         .register("/", error::page_catchers())
         .register("/name", error::json_catchers())

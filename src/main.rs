@@ -1,6 +1,77 @@
-//! Serves the latch app; everything it does is built in the library.
+//! The `latch` binary: serves the app (the default), or runs one operator command.
 
-#[rocket::launch]
-fn launch() -> _ {
-    latch::rocket(latch::figment())
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latch::ops;
+use latch::session::error_chain;
+
+/// Server-side sessions for Rocket: the walkthrough app and its operator commands.
+///
+/// Configuration comes from Rocket.toml, ROCKET_* variables and DATABASE_URL, for every command.
+#[derive(Parser)]
+#[command(name = "latch", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app (what `latch` does with no command).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Delete expired sessions once (in batches) and print how many.
+    Purge,
+    /// Inspect stored sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Live and expired (not yet purged) counts, and the oldest live session.
+    Stats,
+}
+
+#[rocket::main]
+#[expect(
+    clippy::print_stdout,
+    reason = "operator commands report on standard output"
+)]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Serve = command {
+        return match latch::rocket(latch::figment()).launch().await {
+            Ok(_) => ExitCode::SUCCESS,
+            // Rocket has already reported why.
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let outcome = async {
+        let config = ops::load_config()?;
+        match command {
+            Command::Migrate => ops::migrate(&config).await,
+            Command::Purge => ops::purge(&config).await,
+            Command::Sessions {
+                command: SessionsCommand::Stats,
+            } => ops::stats(&config).await,
+            Command::Serve => unreachable!("handled above"),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! The walkthrough's pages and its JSON API: the app the session layer serves.
 
 mod api;
+mod health;
 mod pages;
 
 pub use api::routes as api;
+pub use health::routes as health;
 pub use pages::routes as pages;
 
 use crate::session::Key;

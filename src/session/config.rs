@@ -20,6 +20,9 @@ pub struct SessionConfig {
     pub purge_interval: u64,
     /// Rows deleted per statement by the purge, so a large backlog never locks the table for long.
     pub purge_batch_size: u32,
+    /// Sessions kept in memory so reads skip the database (SQLite only, where this process is
+    /// the only writer; 0 turns the cache off).
+    pub cache_capacity: usize,
     /// Mark the cookie `Secure` (sent over HTTPS only). Turn on whenever the site is served over TLS.
     pub cookie_secure: bool,
 }
@@ -33,6 +36,7 @@ impl Default for SessionConfig {
             touch_interval: 60,
             purge_interval: 60,
             purge_batch_size: 1000,
+            cache_capacity: 10_000,
             cookie_secure: false,
         }
     }

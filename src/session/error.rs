@@ -29,6 +29,9 @@ pub enum SessionError {
     /// The app uses the `Session` guard without managing `Sessions`.
     #[error("the session layer is not configured")]
     NotConfigured,
+    /// The task that writes to the database has stopped (the store is shutting down).
+    #[error("the session store's writer has stopped")]
+    WriterGone,
     /// Other application instances kept changing the session faster than this one could retry.
     #[error("the session is being changed by too many requests at once")]
     Contended,
@@ -38,7 +41,7 @@ impl SessionError {
     /// The HTTP status a request that hit this error should get.
     pub fn status(&self) -> Status {
         match self {
-            Self::Unavailable(_) | Self::Contended => Status::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Contended | Self::WriterGone => Status::ServiceUnavailable,
             Self::Ended => Status::Conflict,
             Self::Store(_) | Self::Data { .. } | Self::NotConfigured => Status::InternalServerError,
         }

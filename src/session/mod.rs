@@ -44,7 +44,9 @@ pub use config::SessionConfig;
 pub use error::{SessionError, error_chain};
 pub use guard::Session;
 pub use id::{IdHash, SessionId};
-pub use store::{PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore};
+pub use store::{
+    CachedStore, PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore, StoreStats,
+};
 
 /// Serializes writes to one session within this process, so parallel requests on a session take
 /// turns instead of failing each other's version checks over and over. Striped by ID hash: a

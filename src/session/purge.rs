@@ -53,9 +53,13 @@ async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shu
     let pass = async {
         loop {
             ticker.tick().await;
+            let started = std::time::Instant::now();
             match purge_expired(store.as_ref(), now_ms(), batch_size).await {
                 Ok(0) => log::debug!("session purge: nothing expired"),
-                Ok(removed) => log::info!("session purge: removed {removed} expired sessions"),
+                Ok(removed) => log::info!(
+                    "session purge: removed {removed} expired sessions in {} ms",
+                    started.elapsed().as_millis()
+                ),
                 Err(error) => log::warn!(
                     "session purge failed, retrying next interval: {}",
                     error_chain(&error)

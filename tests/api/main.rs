@@ -4,11 +4,18 @@
 mod helpers;
 
 mod api;
+mod browser;
+mod cli;
+mod cluster;
 mod concurrency;
 mod cookies;
+mod crash;
 mod expiry;
+mod hostile;
+mod instances;
 mod outage;
 mod pages;
 mod purge;
+mod server;
 mod session_api;
 mod startup;

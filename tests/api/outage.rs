@@ -41,12 +41,14 @@ async fn postgres_outage_gives_503_quickly_and_the_session_survives_it() {
     let down = read(app.get_with_cookie("/user", &cookie).await).await;
     let took = started.elapsed();
     let api_down = read(app.get_with_cookie("/name", &cookie).await).await;
+    let health_down = read(app.get("/healthz").await).await;
 
     assert_status(&down, Status::ServiceUnavailable);
     assert!(down.1.contains("unavailable"), "{}", down.1);
     assert!(took < Duration::from_secs(5), "503 took {took:?}");
     assert_status(&api_down, Status::ServiceUnavailable);
     assert!(api_down.1.starts_with("{\"error\""), "{}", api_down.1);
+    assert_status(&health_down, Status::ServiceUnavailable);
 
     // Bring it back: the same cookie finds the same session.
     sqlx::query(AssertSqlSafe(format!(
@@ -65,6 +67,7 @@ async fn postgres_outage_gives_503_quickly_and_the_session_survives_it() {
     }
     assert_status(&back, Status::Ok);
     assert!(back.1.contains("<h1>Ada</h1>"));
+    assert_status(&read(app.get("/healthz").await).await, Status::Ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

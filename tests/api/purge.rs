@@ -1,13 +1,12 @@
 //! The purge: the one-pass function, its batches, and the background task.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use latch::session::purge::{self, purge_expired};
 use latch::session::{
     IdHash, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId, SessionStore,
-    Sessions, now_ms,
+    Sessions, StoreStats, now_ms,
 };
 use serde_json::json;
 
@@ -123,6 +122,13 @@ impl SessionStore for FlakyStore {
     }
     async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
         Ok(())
+    }
+    async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
+        Ok(StoreStats {
+            live: 0,
+            expired: 0,
+            oldest_live_created_at: None,
+        })
     }
     async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
         let call = self

@@ -27,7 +27,10 @@ async fn sessions_survive_a_restart(backend: Backend) {
 }
 
 async fn two_instances_share_sessions_and_logout(backend: Backend) {
-    let Some(a) = TestApp::spawn(backend).await else {
+    // On SQLite each process caches sessions as their only writer; instances sharing a file
+    // must turn the cache off.
+    let settings = [("session.cache_capacity", json!(0))];
+    let Some(a) = TestApp::spawn_with(backend, &settings).await else {
         return;
     };
     let b = a.second_instance().await;

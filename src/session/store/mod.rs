@@ -1,8 +1,11 @@
 //! Where sessions live: a small trait with one implementation per database.
 
+mod batch;
+mod cached;
 mod postgres;
 mod sqlite;
 
+pub use cached::CachedStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -63,6 +66,19 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes at most `limit` sessions that expired at or before `now`; returns how many.
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError>;
+
+    /// How many sessions are live and expired at `now`, and when the oldest live one was created.
+    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError>;
+}
+
+/// A summary of the stored sessions, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    pub live: i64,
+    /// Expired but not yet purged.
+    pub expired: i64,
+    /// `created_at` of the oldest live session.
+    pub oldest_live_created_at: Option<i64>,
 }
 
 fn encode_data(data: &SessionData) -> Result<String, SessionError> {

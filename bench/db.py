@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Benchmark helper: talks to the app over HTTP and to its database directly.
+
+  db.py cookies URL N FILE        create N sessions (GET /user/bench<i>), write their cookies to FILE
+  db.py snapshot DATABASE_URL     print {hash: [version, expires_at]} of every session as JSON
+  db.py diff BEFORE AFTER         how many sessions differ between two snapshots (JSON files)
+  db.py count DATABASE_URL        number of rows in sessions
+  db.py expired DATABASE_URL      number of expired rows in sessions
+  db.py seed-expired DATABASE_URL N   insert N already-expired sessions
+"""
+import http.client
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+
+
+def sqlite_path(url):
+    return urllib.parse.urlparse(url.replace("sqlite:", "sqlite://", 1) if "://" not in url else url).path
+
+
+def query(url, sql):
+    """Rows of `sql` as lists of strings."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(sqlite_path(url), timeout=30) as db:
+            return [[str(v) for v in row] for row in db.execute(sql)]
+    out = subprocess.run(["psql", url, "-AtF", "\t", "-c", sql], check=True, capture_output=True, text=True)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def cookies(base, n, path):
+    host = urllib.parse.urlparse(base)
+    conn = http.client.HTTPConnection(host.hostname, host.port)
+    values = []
+    for i in range(n):
+        conn.request("GET", f"/user/bench{i}")
+        response = conn.getresponse()
+        response.read()
+        header = response.getheader("Set-Cookie") or ""
+        value = header.split(";", 1)[0].split("=", 1)[1]
+        values.append(value)
+    with open(path, "w") as f:
+        f.write("\n".join(values) + "\n")
+
+
+def snapshot(url):
+    hex_hash = "hex(id_hash)" if url.startswith("sqlite") else "encode(id_hash, 'hex')"
+    rows = query(url, f"select {hex_hash}, version, expires_at from sessions")
+    print(json.dumps({r[0].lower(): [r[1], r[2]] for r in rows}))
+
+
+def diff(before_path, after_path):
+    before = json.load(open(before_path))
+    after = json.load(open(after_path))
+    print(sum(1 for k, v in after.items() if before.get(k) != v) + sum(1 for k in before if k not in after))
+
+
+def seed_expired(url, n):
+    now_ms = int(time.time() * 1000)
+    if url.startswith("sqlite"):
+        with sqlite3.connect(sqlite_path(url), timeout=30) as db:
+            db.execute(
+                "with recursive n(i) as (select 1 union all select i + 1 from n where i < ?) "
+                "insert into sessions (id_hash, data, version, created_at, expires_at) "
+                "select randomblob(32), '{}', 0, ?, ? - (i % 100000) from n",
+                (n, now_ms - 7_200_000, now_ms - 1000),
+            )
+    else:
+        query(url, "insert into sessions (id_hash, data, version, created_at, expires_at) "
+                   f"select sha256(int8send(i) || random()::text::bytea), '{{}}', 0, {now_ms - 7_200_000}, "
+                   f"{now_ms - 1000} - (i % 100000) from generate_series(1, {n}) as i")
+
+
+def main():
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "cookies":
+        cookies(args[0], int(args[1]), args[2])
+    elif command == "snapshot":
+        snapshot(args[0])
+    elif command == "diff":
+        diff(args[0], args[1])
+    elif command == "count":
+        print(query(args[0], "select count(*) from sessions")[0][0])
+    elif command == "expired":
+        now_ms = int(time.time() * 1000)
+        print(query(args[0], f"select count(*) from sessions where expires_at <= {now_ms}")[0][0])
+    elif command == "seed-expired":
+        seed_expired(args[0], int(args[1]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# latch's load benchmark. Starts the release server on SQLite and/or PostgreSQL and measures,
+# with wrk (32 connections, 10 s after a 3 s warm-up):
+#   W0 ceiling    GET /login: the same server on a route that touches no session
+#   W1 read       GET /user with one of 1,000 session cookies, rotating
+#   W2 write      GET / (page-view counter) with rotating cookies
+#   W3 create     GET /user/x without a cookie: one new session per request
+#   W4 anonymous  GET /user without a cookie
+# and reports requests/s, ratio to W0, p50/p99 latency, errors, the server's peak RSS, rows
+# written during W1, and rows created vs. answered during W3.
+#
+#   bench/run.sh [sqlite|postgres|all] [purge]
+#
+# `purge` adds the purge-at-scale run: 1,000,000 expired rows, W1 running while one purge pass
+# works through them. Env: DURATION (10), WARMUP (3), CONNECTIONS (32), PGURL (admin URL,
+# default postgres://postgres@127.0.0.1:5432/postgres). Needs wrk, python3, psql.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+which_backends=${1:-all}
+with_purge=${2:-}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres}
+PORT=${PORT:-8190}
+BASE="http://127.0.0.1:$PORT"
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release --quiet
+BIN=target/release/latch
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_server() { # database_url [extra env...]
+  local url=$1; shift
+  env ROCKET_PROFILE=release ROCKET_SECRET_KEY="$(openssl rand -base64 32)" \
+    ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT="$PORT" ROCKET_LOG_LEVEL=critical \
+    DATABASE_URL="$url" "$@" "$BIN" >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "$BASE/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+}
+
+peak_rss_mib() {
+  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+# wrk_json PATH [COOKIES_FILE] -> the JSON summary line of one measured run (after a warm-up)
+wrk_json() {
+  local path=$1 cookies=${2:-}
+  COOKIES=$cookies wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE$path" >/dev/null
+  COOKIES=$cookies wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE$path" \
+    | sed -n 's/^JSON //p'
+}
+
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+row() { # name json w0_rps extra
+  local name=$1 json=$2 w0=$3 extra=${4:-}
+  python3 - "$name" "$json" "$w0" "$(peak_rss_mib)" "$extra" <<'PY'
+import json, sys
+name, data, w0, rss, extra = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3] or 0), sys.argv[4], sys.argv[5]
+rps = data["requests"] / (data["duration_us"] / 1e6)
+ratio = f"{rps / w0:.2f}" if w0 else "1.00"
+errors = data["errors"] + data["non_2xx_3xx"]
+print(f"| {name} | {rps:,.0f} | {ratio} | {data['p50_us'] / 1000:.2f} | {data['p99_us'] / 1000:.2f} | {errors} | {rss} | {extra} |")
+PY
+}
+
+rps_of() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['requests'] / (d['duration_us'] / 1e6))" "$1"; }
+
+bench_backend() { # sqlite|postgres
+  local backend=$1 url
+  if [ "$backend" = sqlite ]; then
+    url="sqlite://$WORK/latch.db"
+  else
+    local name="latch_bench_$$"
+    psql "$PGURL" -qc "drop database if exists $name" -c "create database $name" >/dev/null 2>&1
+    url="${PGURL%/*}/$name"
+  fi
+  start_server "$url"
+  python3 bench/db.py cookies "$BASE" 1000 "$WORK/cookies"
+
+  echo
+  echo "### $backend"
+  echo
+  echo "| workload | req/s | × W0 | p50 ms | p99 ms | errors | peak RSS MiB | notes |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+  local w0 w1 w2 w3 w4 before after written rows_before rows_after answered
+  w0=$(wrk_json /login)
+  local w0_rps; w0_rps=$(rps_of "$w0")
+  row "W0 ceiling (GET /login)" "$w0" "" ""
+
+  # Anonymous before the writes, so the database's own clean-up after W3 cannot weigh on it.
+  w4=$(wrk_json /user)
+  row "W4 anonymous (GET /user, no cookie)" "$w4" "$w0_rps" ""
+
+  python3 bench/db.py snapshot "$url" >"$WORK/before.json"
+  w1=$(wrk_json /user "$WORK/cookies")
+  python3 bench/db.py snapshot "$url" >"$WORK/after.json"
+  written=$(python3 bench/db.py diff "$WORK/before.json" "$WORK/after.json")
+  row "W1 read (GET /user, 1,000 cookies)" "$w1" "$w0_rps" "rows written: $written"
+
+  w2=$(wrk_json / "$WORK/cookies")
+  row "W2 write (GET /, 1,000 cookies)" "$w2" "$w0_rps" ""
+
+  rows_before=$(python3 bench/db.py count "$url")
+  # Only the measured run is counted: the warm-up creates sessions too.
+  COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE/user/x" >/dev/null
+  rows_before=$(python3 bench/db.py count "$url")
+  w3=$(COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE/user/x" | sed -n 's/^JSON //p')
+  rows_after=$(python3 bench/db.py count "$url")
+  answered=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['requests'] - d['non_2xx_3xx'])" "$w3")
+  row "W3 create (GET /user/x, no cookie)" "$w3" "$w0_rps" "answered $answered, rows created $((rows_after - rows_before))"
+  stop_server
+}
+
+bench_purge() { # sqlite|postgres
+  local backend=$1 url
+  if [ "$backend" = sqlite ]; then
+    url="sqlite://$WORK/purge.db"
+  else
+    local name="latch_purge_$$"
+    psql "$PGURL" -qc "drop database if exists $name" -c "create database $name" >/dev/null 2>&1
+    url="${PGURL%/*}/$name"
+  fi
+  DATABASE_URL="$url" "$BIN" migrate >/dev/null
+  python3 bench/db.py seed-expired "$url" 1000000
+  # The first purge pass starts 8 s after launch, inside the W1 run below.
+  start_server "$url" ROCKET_SESSION='{purge_interval=8}'
+  python3 bench/db.py cookies "$BASE" 1000 "$WORK/cookies"
+  COOKIES="$WORK/cookies" wrk -t2 -c"$CONNECTIONS" -d"$((DURATION + 15))s" -s bench/wrk.lua \
+    "$BASE/user" | sed -n 's/^JSON //p' >"$WORK/during.json" &
+  local wrk_pid=$! first= last= left now
+  for _ in $(seq 1 300); do
+    left=$(python3 bench/db.py expired "$url")
+    now=$(date +%s.%N)
+    if [ "$left" -lt 1000000 ] && [ -z "$first" ]; then first=$now; fi
+    if [ "$left" -eq 0 ]; then last=$now; break; fi
+    sleep 0.2
+  done
+  wait "$wrk_pid"
+  local after; after=$(wrk_json /user "$WORK/cookies")
+  echo
+  echo "### purge at scale: $backend"
+  echo
+  echo "1,000,000 expired rows, batches of 1,000; W1 over a run that contains the whole pass, then W1 alone:"
+  echo
+  echo "| W1 | req/s | p50 ms | p99 ms |"
+  echo "| --- | ---: | ---: | ---: |"
+  python3 - "$(cat "$WORK/during.json")" "$after" "${first:-0}" "${last:-0}" <<'PY'
+import json, sys
+for label, raw in (("with the purge pass", sys.argv[1]), ("without", sys.argv[2])):
+    d = json.loads(raw)
+    print(f"| {label} | {d['requests'] / (d['duration_us'] / 1e6):,.0f} | {d['p50_us'] / 1000:.2f} | {d['p99_us'] / 1000:.2f} |")
+first, last = float(sys.argv[3]), float(sys.argv[4])
+print(f"\npass duration (first to last expired row gone, polled every 0.2 s): {last - first:.1f} s" if first and last else "\npass not observed")
+PY
+  stop_server
+}
+
+echo "## $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t2 -c$CONNECTIONS, ${DURATION}s after ${WARMUP}s warm-up"
+for backend in sqlite postgres; do
+  if [ "$which_backends" = all ] || [ "$which_backends" = "$backend" ]; then
+    bench_backend "$backend"
+    if [ "$with_purge" = purge ]; then
+      bench_purge "$backend"
+    fi
+  fi
+done

@@ -1,0 +1,72 @@
+//! Operator commands (`latch migrate`, `latch purge`, `latch sessions stats`): the same
+//! configuration and database code as the server, run once from the command line.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::{Config, figment};
+use crate::db::{Database, SetupError};
+use crate::session::purge::purge_expired;
+use crate::session::{SessionError, now_ms};
+
+/// Why an operator command failed; `main` prints it with its causes and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("invalid configuration")]
+    Config(#[source] Box<rocket::figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Session(String),
+    #[error("database setup failed")]
+    Setup(#[from] SetupError),
+    #[error("session store error")]
+    Store(#[from] SessionError),
+}
+
+/// The configuration the server would use.
+pub fn load_config() -> Result<Config, OpsError> {
+    let config: Config = figment()
+        .extract()
+        .map_err(|e| OpsError::Config(Box::new(e)))?;
+    config.session.validate().map_err(OpsError::Session)?;
+    Ok(config)
+}
+
+/// Applies pending migrations; returns a line for the operator.
+pub async fn migrate(config: &Config) -> Result<String, OpsError> {
+    let database = Database::connect(config).await?;
+    database.migrate().await?;
+    Ok(format!("migrations applied ({})", database.backend_name()))
+}
+
+/// One purge pass over expired sessions, as the background task runs it.
+pub async fn purge(config: &Config) -> Result<String, OpsError> {
+    let database = Database::connect(config).await?;
+    let store = database.session_store(0).await?;
+    let removed = purge_expired(store.as_ref(), now_ms(), config.session.purge_batch_size).await?;
+    Ok(format!("removed {removed} expired sessions"))
+}
+
+/// Counts of live and expired sessions, and the age of the oldest live one.
+pub async fn stats(config: &Config) -> Result<String, OpsError> {
+    let database = Database::connect(config).await?;
+    let now = now_ms();
+    let stats = database.session_store(0).await?.stats(now).await?;
+    let oldest = match stats.oldest_live_created_at {
+        Some(created_at) => {
+            let minutes = (now - created_at) / 60_000;
+            format!("{} ({minutes} min ago)", rfc3339(created_at))
+        }
+        None => "none".to_owned(),
+    };
+    Ok(format!(
+        "live sessions:     {}\nexpired, unpurged: {}\noldest live:       {oldest}",
+        stats.live, stats.expired
+    ))
+}
+
+fn rfc3339(unix_ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{unix_ms} ms"))
+}

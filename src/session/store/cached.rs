@@ -1,0 +1,315 @@
+//! An in-process cache in front of a store, for deployments where this process is the store's
+//! only writer (SQLite): reads of a cached session cost no query at all.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use quick_cache::sync::Cache;
+
+use super::{Record, Rekeyed, SessionStore, StoreStats};
+use crate::session::{IdHash, SessionError};
+
+/// Locks guarding the cache's per-session write counters (striped by ID hash, like the
+/// session layer's write locks).
+const STRIPES: usize = 1024;
+
+/// Serves `load` from memory when it can, and keeps the memory in step with every write.
+///
+/// Correct only while every write to the store goes through this value: another process writing
+/// the same database would not be seen. A row deleted behind its back because it expired (the
+/// purge, `latch purge`) is fine: a cached session past its deadline is never served.
+///
+/// Races between a slow read and a write are settled with a counter per stripe of sessions:
+/// a write bumps it before touching the database, and a read only fills the cache if the
+/// counter did not move while it was reading, so a stale row never replaces a newer one.
+pub struct CachedStore<S> {
+    inner: S,
+    cache: Cache<IdHash, Record>,
+    writes: Box<[Mutex<u64>]>,
+}
+
+impl<S: SessionStore> CachedStore<S> {
+    /// Caches up to `capacity` sessions (least recently used ones make room).
+    pub fn new(inner: S, capacity: usize) -> Self {
+        Self {
+            inner,
+            cache: Cache::new(capacity),
+            writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+        }
+    }
+
+    fn counter(&self, id: &IdHash) -> MutexGuard<'_, u64> {
+        let stripe = usize::from(u16::from_le_bytes([id.0[2], id.0[3]])) % self.writes.len();
+        // The guarded value is a plain counter: a panic cannot leave it half-written.
+        self.writes[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the start of a write to `id`; returns the ticket `finish_write` checks.
+    fn start_write(&self, id: &IdHash) -> u64 {
+        let mut counter = self.counter(id);
+        *counter += 1;
+        *counter
+    }
+
+    /// Caches `record` as `id`'s current state if no other write to its stripe started since
+    /// `ticket`, and forgets `id` otherwise (or when `record` is `None`).
+    fn finish_write(&self, id: &IdHash, ticket: u64, record: Option<&Record>) {
+        let counter = self.counter(id);
+        match record {
+            Some(record) if *counter == ticket => self.cache.insert(*id, record.clone()),
+            _ => {
+                self.cache.remove(id);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore> SessionStore for CachedStore<S> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+        let ticket = self.start_write(id);
+        let created = self.inner.create(id, record).await;
+        self.finish_write(
+            id,
+            ticket,
+            created.as_ref().is_ok_and(|c| *c).then_some(record),
+        );
+        created
+    }
+
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        if let Some(record) = self.cache.get(id)
+            && record.expires_at > now
+        {
+            return Ok(Some(record));
+        }
+        let ticket = *self.counter(id);
+        let loaded = self.inner.load(id, now).await?;
+        let counter = self.counter(id);
+        match &loaded {
+            Some(record) if *counter == ticket => self.cache.insert(*id, record.clone()),
+            _ => {
+                self.cache.remove(id);
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+        let ticket = self.start_write(id);
+        let saved = self.inner.save(id, record, now).await;
+        self.finish_write(
+            id,
+            ticket,
+            saved.as_ref().is_ok_and(|s| *s).then_some(record),
+        );
+        saved
+    }
+
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+        // Touches are rare (once per touch interval); the next read simply reloads.
+        let ticket = self.start_write(id);
+        let touched = self.inner.touch(id, expires_at, now).await;
+        self.finish_write(id, ticket, None);
+        touched
+    }
+
+    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError> {
+        let old_ticket = self.start_write(old);
+        let new_ticket = self.start_write(new);
+        let rekeyed = self.inner.rekey(old, new, now).await;
+        self.finish_write(old, old_ticket, None);
+        self.finish_write(new, new_ticket, None);
+        rekeyed
+    }
+
+    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+        let ticket = self.start_write(id);
+        let deleted = self.inner.delete(id).await;
+        self.finish_write(id, ticket, None);
+        deleted
+    }
+
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
+        // Only rows past their deadline go, and expired cache entries are never served.
+        self.inner.delete_expired(now, limit).await
+    }
+
+    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
+        self.inner.stats(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::session::{SessionData, SessionId};
+
+    /// A store in memory that counts loads and can hold a load back until released.
+    #[derive(Default)]
+    struct MemoryStore {
+        rows: std::sync::Mutex<HashMap<IdHash, Record>>,
+        loads: AtomicUsize,
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    impl MemoryStore {
+        fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<IdHash, Record>> {
+            self.rows.lock().expect("not poisoned")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for MemoryStore {
+        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+            Ok(self.rows().insert(*id, record.clone()).is_none())
+        }
+        async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            let found = self.rows().get(id).filter(|r| r.expires_at > now).cloned();
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.expect("open").forget();
+            }
+            Ok(found)
+        }
+        async fn save(&self, id: &IdHash, record: &Record, _: i64) -> Result<bool, SessionError> {
+            let mut rows = self.rows();
+            match rows.get(id) {
+                Some(current) if current.version == record.version - 1 => {
+                    rows.insert(*id, record.clone());
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+        async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
+            Ok(())
+        }
+        async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
+            Ok(Rekeyed::Gone)
+        }
+        async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+            self.rows().remove(id);
+            Ok(())
+        }
+        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
+            Ok(0)
+        }
+        async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
+            Ok(StoreStats {
+                live: 0,
+                expired: 0,
+                oldest_live_created_at: None,
+            })
+        }
+    }
+
+    fn record(version: i64, expires_at: i64, name: &str) -> Record {
+        let mut data = SessionData::new();
+        data.insert("name".into(), name.into());
+        Record {
+            data,
+            version,
+            created_at: 0,
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_after_a_write_are_served_from_memory_and_see_the_write() {
+        let store = CachedStore::new(MemoryStore::default(), 100);
+        let id = SessionId::generate().hash();
+        assert!(
+            store
+                .create(&id, &record(0, 1000, "a"))
+                .await
+                .expect("create")
+        );
+        assert!(
+            store
+                .save(&id, &record(1, 1000, "b"), 10)
+                .await
+                .expect("save")
+        );
+
+        let loaded = store.load(&id, 10).await.expect("load");
+
+        assert_eq!(loaded, Some(record(1, 1000, "b")));
+        assert_eq!(
+            store.inner.loads.load(Ordering::SeqCst),
+            0,
+            "no database read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_session_is_not_served_from_memory() {
+        let store = CachedStore::new(MemoryStore::default(), 100);
+        let id = SessionId::generate().hash();
+        store
+            .create(&id, &record(0, 1000, "a"))
+            .await
+            .expect("create");
+
+        store.delete(&id).await.expect("delete");
+
+        assert_eq!(store.load(&id, 10).await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn an_expired_cached_session_is_not_served() {
+        let store = CachedStore::new(MemoryStore::default(), 100);
+        let id = SessionId::generate().hash();
+        store
+            .create(&id, &record(0, 1000, "a"))
+            .await
+            .expect("create");
+
+        assert_eq!(store.load(&id, 1000).await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn a_slow_read_overtaken_by_a_write_does_not_cache_the_old_row() {
+        let gate = Arc::new(Semaphore::new(0));
+        let inner = MemoryStore {
+            gate: Some(Arc::clone(&gate)),
+            ..MemoryStore::default()
+        };
+        let store = Arc::new(CachedStore::new(inner, 100));
+        let id = SessionId::generate().hash();
+        store.inner.rows().insert(id, record(0, 1000, "old"));
+
+        // A read fetches the old row, then stalls before it can fill the cache ...
+        let slow = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.load(&id, 10).await }
+        });
+        while store.inner.loads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ... a write lands meanwhile ...
+        assert!(
+            store
+                .save(&id, &record(1, 1000, "new"), 10)
+                .await
+                .expect("save")
+        );
+        gate.add_permits(1);
+        let stale = slow.await.expect("joined").expect("load");
+        gate.add_permits(1);
+
+        // ... and the next read sees the write, not the slow read's row.
+        assert_eq!(stale, Some(record(0, 1000, "old")));
+        assert_eq!(
+            store.load(&id, 10).await.expect("load"),
+            Some(record(1, 1000, "new"))
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! The walkthrough in a real headless Chromium, driven over chromedriver against the real binary:
+//! counter, set / view / destroy, login, and the HttpOnly cookie. The SQLite run saves a
+//! screenshot of each step into `docs/screenshots/`.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use fantoccini::cookies::Cookie;
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::helpers::{Backend, COOKIE, TestDb, backend_tests};
+use crate::server::{Server, free_port};
+
+/// Set to `1` to make a missing chromedriver or Chromium a failure instead of a skip (CI does).
+const REQUIRE_BROWSER_VAR: &str = "LATCH_REQUIRE_BROWSER";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long a page may take to show what a step expects; generous because the suite runs
+/// several browsers at once on a small machine.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+backend_tests!(
+    the_counter_counts_three_visits_in_a_browser,
+    a_name_is_set_viewed_and_destroyed_by_clicking_through,
+    logging_in_with_the_form_greets_and_changes_the_cookie,
+    page_scripts_cannot_read_the_session_cookie,
+);
+
+async fn the_counter_counts_three_visits_in_a_browser(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+
+    browser.goto(&server.url("/")).await;
+    let first = browser.wait_for_page("/", "Welcome").await;
+    browser.goto(&server.url("/")).await;
+    let second = browser.wait_for_page("/", "You visited").await;
+    browser.goto(&server.url("/")).await;
+    let third = browser.wait_for_page("/", "You visited").await;
+    browser.screenshot("01-counter.png").await;
+
+    assert!(
+        first.contains("Welcome to this page for the first time!"),
+        "{first}"
+    );
+    assert!(second.contains("You visited this page 2 times"), "{second}");
+    assert!(third.contains("You visited this page 3 times"), "{third}");
+    browser.close().await;
+}
+
+async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+
+    browser.goto(&server.url("/user/Ada")).await;
+    let set = browser.wait_for_page("/user/Ada", "Session set").await;
+    browser.screenshot("02-set-name.png").await;
+    let stored = session_data(backend, db.url()).await;
+    browser.click_link("View here").await;
+    let view = browser
+        .wait_for_page("/user", "This name came back from your session")
+        .await;
+    let heading = browser.heading().await;
+    browser.screenshot("03-view.png").await;
+    browser.click_link("Logout").await;
+    let logout = browser.wait_for_page("/logout", "logged out!").await;
+    browser.screenshot("04-logout.png").await;
+    let after_logout = session_data(backend, db.url()).await;
+    let cookie_after_logout = browser.session_cookie().await;
+    browser.click_link("Check session").await;
+    let check = browser.wait_for_page("/user", "user logged out!").await;
+    browser.screenshot("05-logged-out.png").await;
+
+    assert!(
+        set.contains("Stored the name Ada in your session."),
+        "{set}"
+    );
+    assert!(
+        stored.len() == 1 && stored[0].contains("Ada"),
+        "the name is stored in one row: {stored:?}"
+    );
+    assert!(view.contains("Logout"), "{view}");
+    assert_eq!(heading, "Ada");
+    assert!(logout.contains("Check session"), "{logout}");
+    assert!(
+        !after_logout.iter().any(|data| data.contains("Ada")),
+        "no row holds the name after logout: {after_logout:?}"
+    );
+    assert!(
+        after_logout.is_empty(),
+        "the fresh database has no session left: {after_logout:?}"
+    );
+    assert!(
+        cookie_after_logout.is_none(),
+        "the browser dropped the cookie: {cookie_after_logout:?}"
+    );
+    assert!(check.contains("user logged out!"), "{check}");
+    browser.close().await;
+}
+
+async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+    // A visit to the counter starts a session, so there is a cookie for the login to replace.
+    browser.goto(&server.url("/")).await;
+    browser.wait_for_page("/", "Welcome").await;
+    let before = browser
+        .session_cookie()
+        .await
+        .expect("the counter set a session cookie");
+
+    browser.goto(&server.url("/login")).await;
+    browser.wait_for_page("/login", "Log in").await;
+    browser
+        .client
+        .find(Locator::Css("input[name=username]"))
+        .await
+        .expect("the login form has a username field")
+        .send_keys("Grace")
+        .await
+        .expect("type the username");
+    browser.screenshot("06-login.png").await;
+    browser
+        .client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("the login form has a submit button")
+        .click()
+        .await
+        .expect("submit the login form");
+    let greeting = browser.wait_for_page("/", "Hello Grace").await;
+    browser.screenshot("07-greeting.png").await;
+    let after = browser
+        .session_cookie()
+        .await
+        .expect("a session cookie after login");
+    let rows = session_data(backend, db.url()).await;
+
+    assert!(greeting.contains("Hello Grace"), "{greeting}");
+    // The data moved to the new ID: this is the session's second visit to the counter.
+    assert!(
+        greeting.contains("You visited this page 2 times"),
+        "{greeting}"
+    );
+    assert_ne!(
+        before.value(),
+        after.value(),
+        "the login gave the session a new cookie"
+    );
+    assert!(
+        rows.len() == 1 && rows[0].contains("Grace"),
+        "one row, under the new ID, holds the name: {rows:?}"
+    );
+    browser.close().await;
+}
+
+async fn page_scripts_cannot_read_the_session_cookie(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+    browser.goto(&server.url("/")).await;
+    browser.wait_for_page("/", "Welcome").await;
+
+    // A cookie a script may see, so an empty `document.cookie` cannot pass by accident.
+    let script_view = browser
+        .client
+        .execute(
+            "document.cookie = 'probe=1; path=/'; return document.cookie;",
+            vec![],
+        )
+        .await
+        .expect("run a script in the page");
+    let webdriver_view = browser.session_cookie().await;
+
+    let script_view = script_view.as_str().expect("document.cookie is a string");
+    assert!(script_view.contains("probe=1"), "{script_view:?}");
+    assert!(!script_view.contains("session="), "{script_view:?}");
+    let cookie = webdriver_view.expect("WebDriver sees the session cookie");
+    assert!(!cookie.value().is_empty());
+    assert_eq!(cookie.http_only(), Some(true), "{cookie:?}");
+    browser.close().await;
+}
+
+/// A headless Chromium under its own chromedriver, on its own port and profile.
+struct Browser {
+    client: Client,
+    /// Where screenshots go: `docs/screenshots/` on the SQLite run, nowhere on the other.
+    screenshots: Option<PathBuf>,
+    // Declared last: the driver and the browser die before their profile directory is removed.
+    _driver: Chromedriver,
+}
+
+impl Browser {
+    /// A fresh browser, or `None` (after saying so) when chromedriver or Chromium is missing.
+    async fn launch(backend: Backend) -> Option<Self> {
+        if !browser_installed() {
+            return None;
+        }
+        let driver = Chromedriver::start();
+        let profile = driver.profile.path().display().to_string();
+        let capabilities: Capabilities = serde_json::from_value(json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    // This machine's network is closed: no background calls home.
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1100,900",
+                    format!("--user-data-dir={profile}"),
+                ],
+            },
+        }))
+        .expect("the capabilities are a JSON object");
+        // chromedriver speaks plain HTTP on loopback, so the connector needs no TLS.
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let webdriver = format!("http://127.0.0.1:{}", driver.port);
+        // A browser start can fail when the machine is busy; one more try, and say why.
+        let client = match builder.connect(&webdriver).await {
+            Ok(client) => client,
+            Err(error) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "starting Chromium failed, trying once more: {error}"
+                );
+                builder
+                    .connect(&webdriver)
+                    .await
+                    .expect("start a Chromium session through chromedriver")
+            }
+        };
+        let screenshots = (backend == Backend::Sqlite)
+            .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"));
+        Some(Self {
+            client,
+            screenshots,
+            _driver: driver,
+        })
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|error| panic!("open {url}: {error}"));
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.client
+            .find(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|error| panic!("find the link {text:?}: {error}"))
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("click the link {text:?}: {error}"));
+    }
+
+    /// Waits until the browser is on `path` and the page's main text contains `needle`, and
+    /// returns that text. Polls, because a click's navigation may still be under way.
+    async fn wait_for_page(&self, path: &str, needle: &str) -> String {
+        let deadline = Instant::now() + PAGE_TIMEOUT;
+        loop {
+            let url = self.client.current_url().await.ok();
+            let text = match self.client.find(Locator::Css("main")).await {
+                Ok(main) => main.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if url.as_ref().is_some_and(|url| url.path() == path) && text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {path} showing {needle:?}; the browser is on {url:?} showing:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The page's `<h1>`.
+    async fn heading(&self) -> String {
+        self.client
+            .find(Locator::Css("main h1"))
+            .await
+            .expect("the page has a heading")
+            .text()
+            .await
+            .expect("read the heading")
+    }
+
+    /// The session cookie as the browser holds it (WebDriver sees HttpOnly cookies too).
+    async fn session_cookie(&self) -> Option<Cookie<'static>> {
+        self.client
+            .get_all_cookies()
+            .await
+            .expect("read the browser's cookies")
+            .into_iter()
+            .find(|cookie| cookie.name() == COOKIE)
+    }
+
+    /// Saves the viewport as `docs/screenshots/<name>` on the SQLite run.
+    async fn screenshot(&self, name: &str) {
+        let Some(dir) = &self.screenshots else {
+            return;
+        };
+        let png = self.client.screenshot().await.expect("take a screenshot");
+        std::fs::create_dir_all(dir).expect("create docs/screenshots");
+        std::fs::write(dir.join(name), png).expect("save the screenshot");
+    }
+
+    /// Ends the WebDriver session, which quits Chromium; the driver goes when `self` drops.
+    async fn close(self) {
+        let Self {
+            client, _driver, ..
+        } = self;
+        client.close().await.expect("end the browser session");
+        drop(_driver);
+    }
+}
+
+/// A chromedriver process in its own process group, with a temporary Chromium profile. Dropping
+/// it kills the whole group, so a failed test leaves no driver or browser behind.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Chromedriver {
+    /// Starts chromedriver on a free port; if another process grabbed that port in the meantime
+    /// (tests run in parallel), chromedriver exits and we try another.
+    fn start() -> Self {
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                // Chromium inherits the group, so one kill reaches the driver and every browser.
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver");
+            let mut driver = Self {
+                child,
+                port,
+                profile: tempfile::tempdir().expect("temp dir for the Chromium profile"),
+            };
+            if driver.wait_until_ready() {
+                return driver;
+            }
+        }
+        panic!("chromedriver did not start on any of 3 free ports");
+    }
+
+    /// Whether chromedriver answered `/status` as ready; false if it exited (port taken).
+    fn wait_until_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.is_ready() {
+                return true;
+            }
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "chromedriver was not ready on port {} within 30 s",
+            self.port
+        );
+    }
+
+    /// Asks `GET /status`, so that another server on the port is not taken for chromedriver.
+    fn is_ready(&self) -> bool {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200))
+        else {
+            return false;
+        };
+        let request = "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .is_err()
+            || stream.write_all(request.as_bytes()).is_err()
+        {
+            return false;
+        }
+        // chromedriver keeps the connection open, so read until the answer is in, not to EOF.
+        let mut response = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(read @ 1..) = stream.read(&mut chunk) {
+            response.extend_from_slice(&chunk[..read]);
+            if String::from_utf8_lossy(&response).contains(r#""ready":true"#) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The group's ID is the driver's PID (`process_group(0)`); `-PID` names the group.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether chromedriver and Chromium are installed; if not, says the browser tests are skipped,
+/// or fails when `LATCH_REQUIRE_BROWSER=1`.
+fn browser_installed() -> bool {
+    let missing: Vec<_> = [CHROMEDRIVER, CHROMIUM]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var(REQUIRE_BROWSER_VAR).as_deref() != Ok("1"),
+        "{REQUIRE_BROWSER_VAR}=1 but {missing:?} not installed"
+    );
+    static SAY_ONCE: Once = Once::new();
+    SAY_ONCE.call_once(|| {
+        // Straight to stderr: the test harness would swallow eprintln! from a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nBrowser tests SKIPPED: {missing:?} not found (apt-get install chromium \
+             chromium-driver).\n"
+        );
+    });
+    false
+}
+
+/// The `data` column of every row of the `sessions` table, read straight from the database.
+async fn session_data(backend: Backend, database_url: &str) -> Vec<String> {
+    use sqlx::Connection as _;
+    let sql = "select data from sessions";
+    match backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(database_url)
+                .await
+                .expect("open the SQLite test database");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut connection)
+                .await
+                .expect("read the sessions table")
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(database_url)
+                .await
+                .expect("connect to the Postgres test database");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut connection)
+                .await
+                .expect("read the sessions table")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The binary's operator commands (`migrate`, `purge`, `sessions stats`) and `GET /healthz`.
+
+use std::process::{Command, Output};
+
+use latch::session::{Record, SessionData, SessionId, now_ms};
+use rocket::http::Status;
+
+use crate::helpers::{Backend, TestApp, TestDb, backend_tests, read};
+
+backend_tests!(
+    migrate_applies_the_migrations_and_exits_zero,
+    purge_removes_expired_sessions_and_says_how_many,
+    sessions_stats_counts_live_and_expired_sessions,
+    healthz_answers_200_when_the_database_does,
+);
+
+/// Runs `latch <args>` against `database_url`, away from the repo's own `data/`.
+fn latch(database_url: &str, args: &[&str]) -> Output {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    Command::new(env!("CARGO_BIN_EXE_latch"))
+        .args(args)
+        .current_dir(scratch.path())
+        .env("DATABASE_URL", database_url)
+        .env("ROCKET_DATABASE_TIMEOUT", "2")
+        .output()
+        .expect("run the latch binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn migrate_applies_the_migrations_and_exits_zero(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+
+    let output = latch(db.url(), &["migrate"]);
+    let again = latch(db.url(), &["migrate"]);
+
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("migrations applied"));
+    assert!(
+        again.status.success(),
+        "migrating twice is harmless: {again:?}"
+    );
+    let stats = latch(db.url(), &["sessions", "stats"]);
+    assert!(stdout(&stats).contains("live sessions:     0"), "{stats:?}");
+}
+
+/// Stores sessions directly: `expired` already past their deadline, `live` good for a minute.
+async fn seed(app: &TestApp, expired: usize, live: usize) {
+    let store = app.store();
+    let now = now_ms();
+    for i in 0..expired + live {
+        let expires_at = if i < expired {
+            now - 1000
+        } else {
+            now + 60_000
+        };
+        let record = Record {
+            data: SessionData::new(),
+            version: 0,
+            created_at: now - 120_000,
+            expires_at,
+        };
+        let id = SessionId::generate();
+        assert!(store.create(&id.hash(), &record).await.expect("create"));
+    }
+}
+
+async fn purge_removes_expired_sessions_and_says_how_many(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    seed(&app, 3, 2).await;
+
+    let output = latch(app.db.url(), &["purge"]);
+
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output).trim(), "removed 3 expired sessions");
+    assert_eq!(app.rows().await.len(), 2);
+}
+
+async fn sessions_stats_counts_live_and_expired_sessions(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    seed(&app, 4, 3).await;
+
+    let output = latch(app.db.url(), &["sessions", "stats"]);
+
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(text.contains("live sessions:     3"), "{text}");
+    assert!(text.contains("expired, unpurged: 4"), "{text}");
+    assert!(text.contains("(2 min ago)"), "{text}");
+}
+
+async fn healthz_answers_200_when_the_database_does(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+
+    let health = read(app.get("/healthz").await).await;
+
+    assert_eq!(health, (Status::Ok, "ok\n".to_owned()));
+}
+
+#[test]
+fn a_bad_database_url_is_a_clear_error_and_a_non_zero_exit() {
+    for (url, says) in [
+        (
+            "mysql://localhost/latch",
+            "must start with `sqlite:` or `postgres:`",
+        ),
+        ("postgres://nobody@127.0.0.1:1/latch", "could not connect"),
+        ("sqlite:///proc/latch/x.db", "could not create the folder"),
+    ] {
+        let output = latch(url, &["sessions", "stats"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{url}: {output:?}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}
+
+#[test]
+fn help_lists_the_commands_and_unknown_commands_are_refused() {
+    let help = latch("sqlite::memory:", &["--help"]);
+    let unknown = latch("sqlite::memory:", &["frobnicate"]);
+
+    let text = stdout(&help);
+    for command in ["serve", "migrate", "purge", "sessions"] {
+        assert!(text.contains(command), "{text}");
+    }
+    assert!(help.status.success());
+    assert_eq!(unknown.status.code(), Some(2));
+}

@@ -1,0 +1,201 @@
+//! Scale-out: two `latch` processes behind one imaginary load balancer, sharing one Postgres
+//! database and one secret key. A session is the same session on either, and both can purge at
+//! once without tripping over each other.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+use crate::helpers::{Backend, COOKIE, TestDb};
+use crate::server::{Server, http_client, session_cookie};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_one_process_is_read_changed_and_ended_on_the_other() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let a = Server::start(db.url(), &[]);
+    let b = Server::start(db.url(), &[]);
+    let http = http_client();
+    let set = http
+        .get(a.url("/user/Ada"))
+        .send()
+        .await
+        .expect("GET /user/Ada on A");
+    assert_eq!(set.status(), 200);
+    let cookie = session_cookie(&set).expect("a session cookie");
+    let get = |url: String| {
+        let request = http
+            .get(url)
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+        async move {
+            let response = request.send().await.expect("GET");
+            let status = response.status();
+            (status, response.text().await.expect("body"))
+        }
+    };
+
+    let seen_on_b = get(b.url("/user")).await;
+    let seen_on_a = get(a.url("/user")).await;
+    let changed_on_b = http
+        .post(b.url("/name"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({ "name": "Grace" }).to_string())
+        .send()
+        .await
+        .expect("POST /name on B")
+        .status();
+    let change_seen_on_a = get(a.url("/name")).await;
+    let logout_on_b = get(b.url("/logout")).await;
+    let after_logout_on_a = get(a.url("/user")).await;
+
+    assert!(seen_on_b.1.contains("<h1>Ada</h1>"), "{}", seen_on_b.1);
+    assert!(seen_on_a.1.contains("<h1>Ada</h1>"), "{}", seen_on_a.1);
+    assert_eq!(changed_on_b, 200);
+    // A has just read the session itself: it must not answer from a stale copy.
+    assert_eq!(
+        serde_json::from_str::<Value>(&change_seen_on_a.1).expect("JSON"),
+        json!({ "name": "Grace" })
+    );
+    assert_eq!(logout_on_b.0, 200, "{}", logout_on_b.1);
+    assert_eq!(after_logout_on_a.0, 200);
+    assert!(
+        after_logout_on_a.1.contains("user logged out!"),
+        "logout on B ends the session on A at once:\n{}",
+        after_logout_on_a.1
+    );
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    let rows: i64 = sqlx::query_scalar("select count(*) from sessions")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0, "logout deleted the row");
+}
+
+/// Expired rows seeded straight into the table: a hundred purge batches.
+const EXPIRED: i64 = 5000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_purging_every_second_clear_a_backlog_once_and_without_failures() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    // Small batches: a pass over the backlog lasts long enough for the two to overlap.
+    let env = [
+        ("ROCKET_SESSION", "{purge_interval=1,purge_batch_size=50}"),
+        ("ROCKET_LOG_LEVEL", "normal"),
+    ];
+    let mut a = Server::start(db.url(), &env);
+    let mut b = Server::start(db.url(), &env);
+    let http = http_client();
+    let set = http
+        .get(a.url("/user/Ada"))
+        .send()
+        .await
+        .expect("GET /user/Ada on A");
+    assert_eq!(set.status(), 200);
+    let cookie = session_cookie(&set).expect("a session cookie");
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    let now: i64 = sqlx::query_scalar("select (extract(epoch from now()) * 1000)::bigint")
+        .fetch_one(&mut conn)
+        .await
+        .expect("now");
+    // One statement: distinct 32-byte hashes, all expired a minute ago.
+    sqlx::query(
+        "insert into sessions (id_hash, data, version, created_at, expires_at)
+         select sha256(convert_to('expired ' || i, 'UTF8')), '{\"name\":\"old\"}', 1, $1, $2
+         from generate_series(1, $3) as i",
+    )
+    .bind(now - 3_600_000)
+    .bind(now - 60_000)
+    .bind(EXPIRED)
+    .execute(&mut conn)
+    .await
+    .expect("seed expired rows");
+    sqlx::query(
+        "insert into sessions (id_hash, data, version, created_at, expires_at)
+         values (sha256('live'), '{\"name\":\"live\"}', 1, $1, $2)",
+    )
+    .bind(now)
+    .bind(now + 3_600_000)
+    .execute(&mut conn)
+    .await
+    .expect("seed a live row");
+
+    // Both purge every second; wait (bounded) until the backlog is gone.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    let mut expired_left = EXPIRED;
+    for _ in 0..300 {
+        expired_left = sqlx::query_scalar("select count(*) from sessions where expires_at <= $1")
+            .bind(now)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count expired");
+        if expired_left == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+
+    assert_eq!(expired_left, 0, "the backlog is purged within 30 s");
+    assert!(a.is_running() && b.is_running());
+    let live: i64 =
+        sqlx::query_scalar("select count(*) from sessions where id_hash = sha256('live')")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count live");
+    assert_eq!(live, 1, "a live row is never purged");
+    let page = http
+        .get(b.url("/user"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .expect("GET /user on B")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("<h1>Ada</h1>"), "{page}");
+    // Each expired row was deleted exactly once, by one of the two. The log line of the pass that
+    // deleted the last batch may trail its commit a little.
+    let mut removed = (0, 0);
+    for _ in 0..50 {
+        removed = (purged_per_log(&a.log()), purged_per_log(&b.log()));
+        if removed.0 + removed.1 >= EXPIRED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (log_a, log_b) = (a.log(), b.log());
+    for log in [&log_a, &log_b] {
+        // The log is really captured at this level, so the absence below means something.
+        assert!(log.contains("launched"), "{log}");
+        assert!(!log.contains("session purge failed"), "{log}");
+    }
+    assert_eq!(
+        removed.0 + removed.1,
+        EXPIRED,
+        "rows removed per the logs (A, B) = {removed:?}\nA:\n{log_a}\nB:\n{log_b}"
+    );
+    eprintln!("two purgers: {EXPIRED} rows gone in {took:?}, removed (A, B) = {removed:?}");
+}
+
+/// The sum of `N` over a log's `session purge: removed N expired sessions` lines.
+fn purged_per_log(log: &str) -> i64 {
+    log.lines()
+        .filter_map(|line| {
+            line.split_once("session purge: removed ")?
+                .1
+                .split(' ')
+                .next()
+        })
+        .filter_map(|count| count.parse::<i64>().ok())
+        .sum()
+}
