@@ -88,6 +88,75 @@ impl Written {
     }
 }
 
+/// A batch of writes regrouped so each kind of write can go out as one multi-row statement.
+///
+/// Within a round no session appears twice, so a statement's `returning` list says exactly
+/// which of its writes took effect; a session's second write in the batch goes to the second
+/// round, and so on, so each session's writes keep their order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Round {
+    pub creates: Vec<usize>,
+    pub saves: Vec<usize>,
+    pub touches: Vec<usize>,
+    pub deletes: Vec<usize>,
+    /// Writes that go out one statement each (rekey, purge).
+    pub singles: Vec<usize>,
+}
+
+impl Round {
+    /// How many statements the round takes.
+    pub(super) fn statements(&self) -> usize {
+        [&self.creates, &self.saves, &self.touches, &self.deletes]
+            .iter()
+            .filter(|group| !group.is_empty())
+            .count()
+            + self.singles.len()
+    }
+}
+
+/// Splits `batch` into rounds (indices into `batch`).
+pub(super) fn plan(batch: &[Job<Write, Written>]) -> Vec<Round> {
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut seen: std::collections::HashMap<IdHash, usize> = std::collections::HashMap::new();
+    for (index, job) in batch.iter().enumerate() {
+        let round = match job.request.id() {
+            Some(id) => {
+                let count = seen.entry(*id).or_insert(0);
+                *count += 1;
+                *count - 1
+            }
+            None => 0,
+        };
+        if rounds.len() <= round {
+            rounds.resize_with(round + 1, Round::default);
+        }
+        let round = &mut rounds[round];
+        match job.request {
+            Write::Create { .. } => round.creates.push(index),
+            Write::Save { .. } => round.saves.push(index),
+            Write::Touch { .. } => round.touches.push(index),
+            Write::Delete { .. } => round.deletes.push(index),
+            Write::Rekey { .. } | Write::DeleteExpired { .. } => round.singles.push(index),
+        }
+    }
+    rounds
+}
+
+/// Records, for each of `indices`, whether its session is among those a statement reported
+/// (through `returning`) as written.
+pub(super) fn mark(
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+    written: &std::collections::HashSet<IdHash>,
+    outcomes: &mut [Written],
+) {
+    for &index in indices {
+        if let Some(id) = batch[index].request.id() {
+            outcomes[index] = Written::Applied(written.contains(id));
+        }
+    }
+}
+
 /// A request waiting for the batch task, and where its answer goes.
 pub(super) struct Job<Q, A> {
     pub request: Q,
@@ -149,5 +218,85 @@ async fn serve<Q, A: Clone>(mut batch: impl Batch<Q, A>, mut queue: mpsc::Receiv
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{SessionData, SessionId};
+
+    fn job(request: Write) -> Job<Write, Written> {
+        let (reply, _) = oneshot::channel();
+        Job { request, reply }
+    }
+
+    fn record() -> Record {
+        Record {
+            data: SessionData::new(),
+            version: 1,
+            created_at: 0,
+            expires_at: 10,
+        }
+    }
+
+    #[test]
+    fn writes_to_different_sessions_share_one_round_grouped_by_kind() {
+        let [a, b, c] = [(); 3].map(|()| SessionId::generate().hash());
+        let batch = [
+            job(Write::Save {
+                id: a,
+                record: record(),
+                now: 0,
+            }),
+            job(Write::Create {
+                id: b,
+                record: record(),
+            }),
+            job(Write::Save {
+                id: c,
+                record: record(),
+                now: 0,
+            }),
+            job(Write::DeleteExpired { now: 0, limit: 10 }),
+        ];
+
+        let rounds = plan(&batch);
+
+        assert_eq!(rounds.len(), 1);
+        assert_eq!(rounds[0].saves, vec![0, 2]);
+        assert_eq!(rounds[0].creates, vec![1]);
+        assert_eq!(rounds[0].singles, vec![3]);
+        assert_eq!(rounds[0].statements(), 3);
+    }
+
+    #[test]
+    fn a_sessions_later_writes_go_to_later_rounds_in_order() {
+        let [a, b] = [(); 2].map(|()| SessionId::generate().hash());
+        let batch = [
+            job(Write::Save {
+                id: a,
+                record: record(),
+                now: 0,
+            }),
+            job(Write::Touch {
+                id: a,
+                expires_at: 5,
+                now: 0,
+            }),
+            job(Write::Save {
+                id: b,
+                record: record(),
+                now: 0,
+            }),
+            job(Write::Delete { id: a }),
+        ];
+
+        let rounds = plan(&batch);
+
+        assert_eq!(rounds.len(), 3);
+        assert_eq!(rounds[0].saves, vec![0, 2]);
+        assert_eq!(rounds[1].touches, vec![1]);
+        assert_eq!(rounds[2].deletes, vec![3]);
     }
 }

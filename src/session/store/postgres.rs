@@ -6,14 +6,14 @@
 //! one WAL flush). Both own a dedicated connection, reconnecting after a failure, so a request
 //! pays no pool checkout and no liveness ping. Each caller hears back after its batch finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::{Connection, PgExecutor, Row};
+use sqlx::{Connection, Row};
 
-use super::batch::{Batch, Batcher, Job, Write, Written};
+use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan};
 use super::{
     Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
 };
@@ -257,75 +257,174 @@ async fn write_many(
     connection: &mut PgConnection,
     batch: &[Job<Write, Written>],
 ) -> Result<Vec<Written>, SessionError> {
-    if let [job] = batch {
-        // One write needs no transaction around it: save the BEGIN and COMMIT round trips.
-        return execute(connection, &job.request).await.map(|w| vec![w]);
-    }
-    // Rows are locked in ID order, the same in every instance's batches, so two instances'
-    // batches cannot deadlock. The sort is stable: writes to one session keep their order.
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by_key(|&i| batch[i].request.id().map(|id| id.0));
+    let rounds = plan(batch);
     let mut outcomes = vec![Written::Applied(false); batch.len()];
+    if let [round] = rounds.as_slice()
+        && round.statements() <= 1
+    {
+        // One statement is atomic by itself: save the BEGIN and COMMIT round trips.
+        run_round(connection, batch, round, &mut outcomes).await?;
+        return Ok(outcomes);
+    }
     let mut transaction = connection.begin().await?;
-    for i in order {
-        outcomes[i] = execute(&mut *transaction, &batch[i].request).await?;
+    for round in &rounds {
+        run_round(&mut transaction, batch, round, &mut outcomes).await?;
     }
     transaction.commit().await?;
     Ok(outcomes)
 }
 
-async fn execute<'e>(
-    connection: impl PgExecutor<'e>,
-    write: &Write,
-) -> Result<Written, SessionError> {
-    let query = match write {
-        // `on conflict do nothing` rather than an error, which would abort the whole batch.
-        Write::Create { id, record } => sqlx::query(
+/// One statement per kind of write, each taking its rows as arrays (`unnest`), so the SQL text,
+/// and with it the prepared statement, is the same whatever the batch size. Rows are passed in
+/// ID order, so concurrent batches from several instances tend to lock rows in the same order.
+async fn run_round(
+    connection: &mut PgConnection,
+    batch: &[Job<Write, Written>],
+    round: &Round,
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    let sorted = |indices: &[usize]| {
+        let mut indices = indices.to_vec();
+        indices.sort_by_key(|&i| batch[i].request.id().map(|id| id.0));
+        indices
+    };
+    if !round.creates.is_empty() {
+        let indices = sorted(&round.creates);
+        let mut columns = Columns::default();
+        for &i in &indices {
+            if let Write::Create { id, record } = &batch[i].request {
+                columns.push(
+                    id,
+                    Some(encode_data(&record.data)?),
+                    [record.version, record.created_at, record.expires_at],
+                );
+            }
+        }
+        // `do nothing` on a taken ID: it is reported by its absence from `returning`.
+        let query = sqlx::query(
             r#"
             insert into sessions (id_hash, data, version, created_at, expires_at)
-            values ($1, $2, $3, $4, $5)
+            select * from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
             on conflict (id_hash) do nothing
+            returning id_hash
             "#,
-        )
-        .bind(id.as_bytes())
-        .bind(encode_data(&record.data)?)
-        .bind(record.version)
-        .bind(record.created_at)
-        .bind(record.expires_at),
-        Write::Save { id, record, now } => sqlx::query(
-            r#"
-            update sessions
-            set data = $1, version = $2, expires_at = $3
-            where id_hash = $4 and version = $5 and expires_at > $6
-            "#,
-        )
-        .bind(encode_data(&record.data)?)
-        .bind(record.version)
-        .bind(record.expires_at)
-        .bind(id.as_bytes())
-        .bind(record.version - 1)
-        .bind(*now),
-        Write::Touch {
-            id,
-            expires_at,
-            now,
-        } => sqlx::query(
-            r#"
-            update sessions
-            set expires_at = $1
-            where id_hash = $2 and expires_at > $3 and expires_at < $1
-            "#,
-        )
-        .bind(*expires_at)
-        .bind(id.as_bytes())
-        .bind(*now),
-        Write::Delete { id } => {
-            sqlx::query("delete from sessions where id_hash = $1").bind(id.as_bytes())
+        );
+        let created = returned_ids(&mut *connection, columns.bind(query)).await?;
+        mark(batch, &indices, &created, outcomes);
+    }
+    if !round.saves.is_empty() {
+        let indices = sorted(&round.saves);
+        let mut columns = Columns::default();
+        for &i in &indices {
+            if let Write::Save { id, record, now } = &batch[i].request {
+                columns.push(
+                    id,
+                    Some(encode_data(&record.data)?),
+                    [record.version, record.expires_at, *now],
+                );
+            }
         }
-        // Taken on the pool (see `rekey` and `delete_expired`), never queued here.
-        Write::Rekey { .. } => return Ok(Written::Rekeyed(Rekeyed::Gone)),
-        Write::DeleteExpired { .. } => return Ok(Written::Count(0)),
-    };
-    let done = query.execute(connection).await?;
-    Ok(Written::Applied(done.rows_affected() == 1))
+        // Written only if the row still has the version the writer read and has not expired.
+        let query = sqlx::query(
+            r#"
+            update sessions s
+            set data = v.data, version = v.version, expires_at = v.expires_at
+            from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
+                as v (id_hash, data, version, expires_at, now)
+            where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
+            returning s.id_hash
+            "#,
+        );
+        let saved = returned_ids(&mut *connection, columns.bind(query)).await?;
+        mark(batch, &indices, &saved, outcomes);
+    }
+    if !round.touches.is_empty() {
+        let indices = sorted(&round.touches);
+        let mut columns = Columns::default();
+        for &i in &indices {
+            if let Write::Touch {
+                id,
+                expires_at,
+                now,
+            } = &batch[i].request
+            {
+                columns.push(id, None, [*expires_at, *now, 0]);
+            }
+        }
+        // Live sessions only, and deadlines only move forward.
+        let query = sqlx::query(
+            r#"
+            update sessions s
+            set expires_at = v.expires_at
+            from unnest($1::bytea[], $2::int8[], $3::int8[]) as v (id_hash, expires_at, now)
+            where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
+            returning s.id_hash
+            "#,
+        )
+        .bind(columns.ids)
+        .bind(columns.numbers[0].clone())
+        .bind(columns.numbers[1].clone());
+        let touched = returned_ids(&mut *connection, query).await?;
+        mark(batch, &indices, &touched, outcomes);
+    }
+    if !round.deletes.is_empty() {
+        let indices = sorted(&round.deletes);
+        let ids: Vec<Vec<u8>> = indices
+            .iter()
+            .filter_map(|&i| batch[i].request.id().map(|id| id.0.to_vec()))
+            .collect();
+        let query =
+            sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
+        let deleted = returned_ids(&mut *connection, query).await?;
+        mark(batch, &indices, &deleted, outcomes);
+    }
+    Ok(())
+}
+
+/// Column arrays for an `unnest` statement: IDs, optional JSON data, and three integers a row.
+#[derive(Default)]
+struct Columns {
+    ids: Vec<Vec<u8>>,
+    data: Vec<String>,
+    numbers: [Vec<i64>; 3],
+}
+
+impl Columns {
+    fn push(&mut self, id: &IdHash, data: Option<String>, numbers: [i64; 3]) {
+        self.ids.push(id.0.to_vec());
+        self.data.extend(data);
+        for (column, value) in self.numbers.iter_mut().zip(numbers) {
+            column.push(value);
+        }
+    }
+
+    /// Binds `$1` ids, `$2` data, `$3`..`$5` the numbers.
+    fn bind(
+        self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let [first, second, third] = self.numbers;
+        query
+            .bind(self.ids)
+            .bind(self.data)
+            .bind(first)
+            .bind(second)
+            .bind(third)
+    }
+}
+
+/// The IDs a `returning id_hash` statement reported.
+async fn returned_ids(
+    connection: &mut PgConnection,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<HashSet<IdHash>, SessionError> {
+    let rows = query.fetch_all(connection).await?;
+    let mut ids = HashSet::with_capacity(rows.len());
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(0)?;
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            ids.insert(IdHash(hash));
+        }
+    }
+    Ok(ids)
 }

@@ -6,9 +6,11 @@
 //! connection and commits whatever writes are waiting together, in one transaction: one fsync
 //! for a whole batch (group commit). Each caller hears back only after its batch committed.
 
-use sqlx::{Connection, Row, SqliteConnection, SqliteExecutor, SqlitePool};
+use std::collections::HashSet;
 
-use super::batch::{Batch, Batcher, Job, Write, Written};
+use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqliteExecutor, SqlitePool};
+
+use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan};
 use super::{
     Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
 };
@@ -135,108 +137,185 @@ struct Writer {
 
 #[async_trait::async_trait]
 impl Batch<Write, Written> for Writer {
-    /// Applies the batch in one transaction. Anything failing but a duplicate ID rolls the
-    /// whole batch back and every caller gets the error: no one is told "saved" about a write
-    /// that is not on disk.
+    /// Applies the batch as a few multi-row statements (see [`plan`]), in one transaction when
+    /// it takes more than one. Anything failing but a duplicate ID rolls the whole batch back
+    /// and every caller gets the error: no one is told "saved" about a write not on disk.
     async fn run(&mut self, batch: &[Job<Write, Written>]) -> Result<Vec<Written>, SessionError> {
+        let rounds = plan(batch);
+        let mut outcomes = vec![Written::Applied(false); batch.len()];
+        if let [round] = rounds.as_slice()
+            && round.statements() == 1
+        {
+            // One statement is atomic by itself: no BEGIN / COMMIT around it.
+            run_round(&mut self.connection, batch, round, &mut outcomes).await?;
+            return Ok(outcomes);
+        }
         // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
         // process) rather than failing half-way through the batch.
         let mut transaction = self.connection.begin_with("begin immediate").await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch {
-            outcomes.push(execute(&mut transaction, &job.request).await?);
+        for round in &rounds {
+            run_round(&mut transaction, batch, round, &mut outcomes).await?;
         }
         transaction.commit().await?;
         Ok(outcomes)
     }
 }
 
-async fn execute(
+async fn run_round(
     connection: &mut SqliteConnection,
-    write: &Write,
-) -> Result<Written, SessionError> {
-    match write {
-        Write::Create { id, record } => create(connection, id, record).await,
-        Write::Save { id, record, now } => save(connection, id, record, *now).await,
-        Write::Touch {
+    batch: &[Job<Write, Written>],
+    round: &Round,
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    if !round.creates.is_empty() {
+        let created = create_many(&mut *connection, batch, &round.creates).await?;
+        mark(batch, &round.creates, &created, outcomes);
+    }
+    if !round.saves.is_empty() {
+        let saved = save_many(&mut *connection, batch, &round.saves).await?;
+        mark(batch, &round.saves, &saved, outcomes);
+    }
+    if !round.touches.is_empty() {
+        let touched = touch_many(&mut *connection, batch, &round.touches).await?;
+        mark(batch, &round.touches, &touched, outcomes);
+    }
+    if !round.deletes.is_empty() {
+        let deleted = delete_many(&mut *connection, batch, &round.deletes).await?;
+        mark(batch, &round.deletes, &deleted, outcomes);
+    }
+    for &index in &round.singles {
+        outcomes[index] = match &batch[index].request {
+            Write::Rekey { old, new, now } => rekey(&mut *connection, old, new, *now).await?,
+            Write::DeleteExpired { now, limit } => {
+                delete_expired(&mut *connection, *now, *limit).await?
+            }
+            // `plan` puts only rekeys and purges here.
+            _ => Written::Applied(false),
+        };
+    }
+    Ok(())
+}
+
+/// `count` copies of `row` (a parenthesised list of placeholders), comma-separated.
+fn rows_of(row: &str, count: usize) -> String {
+    vec![row; count].join(", ")
+}
+
+/// The IDs a `returning id_hash` statement reported.
+async fn returned_ids(
+    connection: &mut SqliteConnection,
+    query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+) -> Result<HashSet<IdHash>, SessionError> {
+    let rows = query.fetch_all(connection).await?;
+    let mut ids = HashSet::with_capacity(rows.len());
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(0)?;
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            ids.insert(IdHash(hash));
+        }
+    }
+    Ok(ids)
+}
+
+async fn create_many(
+    connection: &mut SqliteConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+) -> Result<HashSet<IdHash>, SessionError> {
+    // `do nothing` on a taken ID: it is reported by its absence from `returning`.
+    let sql = format!(
+        "insert into sessions (id_hash, data, version, created_at, expires_at) values {} \
+         on conflict (id_hash) do nothing returning id_hash",
+        rows_of("(?, ?, ?, ?, ?)", indices.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for &index in indices {
+        if let Write::Create { id, record } = &batch[index].request {
+            query = query
+                .bind(id.as_bytes())
+                .bind(encode_data(&record.data)?)
+                .bind(record.version)
+                .bind(record.created_at)
+                .bind(record.expires_at);
+        }
+    }
+    returned_ids(connection, query).await
+}
+
+async fn save_many(
+    connection: &mut SqliteConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+) -> Result<HashSet<IdHash>, SessionError> {
+    // v: (id_hash, data, version, expires_at, now). A row is written only if it still has the
+    // version the writer read (version - 1) and has not expired.
+    let sql = format!(
+        "update sessions \
+         set data = v.column2, version = v.column3, expires_at = v.column4 \
+         from (values {}) as v \
+         where sessions.id_hash = v.column1 and sessions.version = v.column3 - 1 \
+         and sessions.expires_at > v.column5 \
+         returning sessions.id_hash",
+        rows_of("(?, ?, ?, ?, ?)", indices.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for &index in indices {
+        if let Write::Save { id, record, now } = &batch[index].request {
+            query = query
+                .bind(id.as_bytes())
+                .bind(encode_data(&record.data)?)
+                .bind(record.version)
+                .bind(record.expires_at)
+                .bind(*now);
+        }
+    }
+    returned_ids(connection, query).await
+}
+
+async fn touch_many(
+    connection: &mut SqliteConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+) -> Result<HashSet<IdHash>, SessionError> {
+    // v: (id_hash, expires_at, now). Live sessions only, and deadlines only move forward.
+    let sql = format!(
+        "update sessions set expires_at = v.column2 \
+         from (values {}) as v \
+         where sessions.id_hash = v.column1 and sessions.expires_at > v.column3 \
+         and sessions.expires_at < v.column2 \
+         returning sessions.id_hash",
+        rows_of("(?, ?, ?)", indices.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for &index in indices {
+        if let Write::Touch {
             id,
             expires_at,
             now,
-        } => touch(connection, id, *expires_at, *now).await,
-        Write::Rekey { old, new, now } => rekey(connection, old, new, *now).await,
-        Write::Delete { id } => delete(connection, id).await,
-        Write::DeleteExpired { now, limit } => delete_expired(connection, *now, *limit).await,
+        } = &batch[index].request
+        {
+            query = query.bind(id.as_bytes()).bind(*expires_at).bind(*now);
+        }
     }
+    returned_ids(connection, query).await
 }
 
-async fn create<'e>(
-    connection: impl SqliteExecutor<'e>,
-    id: &IdHash,
-    record: &Record,
-) -> Result<Written, SessionError> {
-    let result = sqlx::query(
-        r#"
-        insert into sessions (id_hash, data, version, created_at, expires_at)
-        values (?, ?, ?, ?, ?)
-        "#,
-    )
-    .bind(id.as_bytes())
-    .bind(encode_data(&record.data)?)
-    .bind(record.version)
-    .bind(record.created_at)
-    .bind(record.expires_at)
-    .execute(connection)
-    .await;
-    match result {
-        Ok(_) => Ok(Written::Applied(true)),
-        Err(e) if is_unique_violation(&e) => Ok(Written::Applied(false)),
-        Err(e) => Err(e.into()),
+async fn delete_many(
+    connection: &mut SqliteConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+) -> Result<HashSet<IdHash>, SessionError> {
+    let sql = format!(
+        "delete from sessions where id_hash in ({}) returning id_hash",
+        rows_of("?", indices.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for &index in indices {
+        if let Write::Delete { id } = &batch[index].request {
+            query = query.bind(id.as_bytes());
+        }
     }
-}
-
-async fn save<'e>(
-    connection: impl SqliteExecutor<'e>,
-    id: &IdHash,
-    record: &Record,
-    now: i64,
-) -> Result<Written, SessionError> {
-    let result = sqlx::query(
-        r#"
-        update sessions
-        set data = ?, version = ?, expires_at = ?
-        where id_hash = ? and version = ? and expires_at > ?
-        "#,
-    )
-    .bind(encode_data(&record.data)?)
-    .bind(record.version)
-    .bind(record.expires_at)
-    .bind(id.as_bytes())
-    .bind(record.version - 1)
-    .bind(now)
-    .execute(connection)
-    .await?;
-    Ok(Written::Applied(result.rows_affected() == 1))
-}
-
-async fn touch<'e>(
-    connection: impl SqliteExecutor<'e>,
-    id: &IdHash,
-    expires_at: i64,
-    now: i64,
-) -> Result<Written, SessionError> {
-    let result = sqlx::query(
-        r#"
-        update sessions
-        set expires_at = ?1
-        where id_hash = ?2 and expires_at > ?3 and expires_at < ?1
-        "#,
-    )
-    .bind(expires_at)
-    .bind(id.as_bytes())
-    .bind(now)
-    .execute(connection)
-    .await?;
-    Ok(Written::Applied(result.rows_affected() == 1))
+    returned_ids(connection, query).await
 }
 
 async fn rekey<'e>(
@@ -264,17 +343,6 @@ async fn rekey<'e>(
         Err(e) => return Err(e.into()),
     };
     Ok(Written::Rekeyed(outcome))
-}
-
-async fn delete<'e>(
-    connection: impl SqliteExecutor<'e>,
-    id: &IdHash,
-) -> Result<Written, SessionError> {
-    let result = sqlx::query("delete from sessions where id_hash = ?")
-        .bind(id.as_bytes())
-        .execute(connection)
-        .await?;
-    Ok(Written::Applied(result.rows_affected() == 1))
 }
 
 async fn delete_expired<'e>(
