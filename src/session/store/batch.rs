@@ -2,7 +2,9 @@
 //! one transaction (one commit, one fsync) per batch of writes, one query per batch of reads.
 //! Callers hear back only after their batch finished.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Record, Rekeyed};
 use crate::session::{IdHash, SessionError};
@@ -187,9 +189,23 @@ impl<Q, A> Clone for Batcher<Q, A> {
 impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
     /// Starts the task; it ends when the last handle is dropped.
     pub(super) fn spawn(batch: impl Batch<Q, A>) -> Self {
+        Self::spawn_many(vec![batch])
+    }
+
+    /// Starts one task per element of `batches`, all taking from the same queue: while one
+    /// batch is in flight, the next can start on another connection.
+    pub(super) fn spawn_many(batches: Vec<impl Batch<Q, A>>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(serve(batch, queue));
+        let queue = Arc::new(Mutex::new(queue));
+        for batch in batches {
+            tokio::spawn(serve(batch, Arc::clone(&queue)));
+        }
         Self { jobs }
+    }
+
+    /// A handle that does not keep the task alive, for helpers that should stop with it.
+    pub(super) fn downgrade(&self) -> mpsc::WeakSender<Job<Q, A>> {
+        self.jobs.downgrade()
     }
 
     /// Queues `request` and waits for its batch.
@@ -203,9 +219,13 @@ impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
     }
 }
 
-async fn serve<Q, A: Clone>(mut batch: impl Batch<Q, A>, mut queue: mpsc::Receiver<Job<Q, A>>) {
+async fn serve<Q, A: Clone>(
+    mut batch: impl Batch<Q, A>,
+    queue: Arc<Mutex<mpsc::Receiver<Job<Q, A>>>>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    // The queue is locked only while taking a batch, not while running it.
+    while queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         match batch.run(&jobs).await {
             Ok(answers) => {
                 for (job, answer) in jobs.drain(..).zip(answers) {

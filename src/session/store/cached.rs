@@ -23,7 +23,7 @@ const STRIPES: usize = 1024;
 /// counter did not move while it was reading, so a stale row never replaces a newer one.
 pub struct CachedStore<S> {
     inner: S,
-    cache: Cache<IdHash, Record>,
+    cache: Cache<IdHash, Compact>,
     writes: Box<[Mutex<u64>]>,
 }
 
@@ -57,11 +57,50 @@ impl<S: SessionStore> CachedStore<S> {
     fn finish_write(&self, id: &IdHash, ticket: u64, record: Option<&Record>) {
         let counter = self.counter(id);
         match record {
-            Some(record) if *counter == ticket => self.cache.insert(*id, record.clone()),
+            Some(record) if *counter == ticket => self.insert(id, record),
             _ => {
                 self.cache.remove(id);
             }
         }
+    }
+
+    fn insert(&self, id: &IdHash, record: &Record) {
+        match Compact::from(record) {
+            Some(compact) => self.cache.insert(*id, compact),
+            None => {
+                self.cache.remove(id);
+            }
+        }
+    }
+}
+
+/// A cached session, kept small: the data as its JSON text (a few dozen bytes), not as a map
+/// (whose tree nodes cost hundreds), and decoded on the way out.
+#[derive(Clone)]
+struct Compact {
+    data: Box<str>,
+    version: i64,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl Compact {
+    fn from(record: &Record) -> Option<Self> {
+        Some(Self {
+            data: serde_json::to_string(&record.data).ok()?.into_boxed_str(),
+            version: record.version,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        })
+    }
+
+    fn to_record(&self) -> Option<Record> {
+        Some(Record {
+            data: serde_json::from_str(&self.data).ok()?,
+            version: self.version,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
     }
 }
 
@@ -79,8 +118,9 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        if let Some(record) = self.cache.get(id)
-            && record.expires_at > now
+        if let Some(cached) = self.cache.get(id)
+            && cached.expires_at > now
+            && let Some(record) = cached.to_record()
         {
             return Ok(Some(record));
         }
@@ -88,7 +128,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         let loaded = self.inner.load(id, now).await?;
         let counter = self.counter(id);
         match &loaded {
-            Some(record) if *counter == ticket => self.cache.insert(*id, record.clone()),
+            Some(record) if *counter == ticket => self.insert(id, record),
             _ => {
                 self.cache.remove(id);
             }

@@ -19,6 +19,10 @@ use super::{
 };
 use crate::session::{IdHash, SessionError};
 
+/// Reader tasks (and connections): while one batch of loads waits for its answer, the next goes
+/// out on another connection.
+const READERS: usize = 2;
+
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -33,7 +37,10 @@ impl PostgresStore {
     pub fn open(pool: PgPool) -> Self {
         let options = pool.connect_options();
         let timeout = pool.options().get_acquire_timeout();
-        let reader = Batcher::spawn(Reader(Dedicated::new(Arc::clone(&options), timeout)));
+        let readers = (0..READERS)
+            .map(|_| Reader(Dedicated::new(Arc::clone(&options), timeout)))
+            .collect();
+        let reader = Batcher::spawn_many(readers);
         let writer = Batcher::spawn(Writer(Dedicated::new(options, timeout)));
         Self {
             pool,

@@ -7,8 +7,10 @@
 //! for a whole batch (group commit). Each caller hears back only after its batch committed.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqliteExecutor, SqlitePool};
+use tokio::sync::mpsc::WeakSender;
 
 use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan};
 use super::{
@@ -26,8 +28,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens the store on `pool`, taking one of its connections for the writer task.
     pub async fn open(pool: SqlitePool) -> Result<Self, SessionError> {
-        let connection = pool.acquire().await?.detach();
+        let mut connection = pool.acquire().await?.detach();
+        // Checkpoints (copying the WAL back into the database file, with an fsync) would stall
+        // the writer in the middle of a commit; a background task runs them instead.
+        sqlx::query("pragma wal_autocheckpoint = 0")
+            .execute(&mut connection)
+            .await?;
         let writer = Batcher::spawn(Writer { connection });
+        tokio::spawn(checkpoint_in_background(pool.clone(), writer.downgrade()));
         Ok(Self { pool, writer })
     }
 
@@ -130,6 +138,28 @@ impl SessionStore for SqliteStore {
     }
 }
 
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs a passive checkpoint every `CHECKPOINT_INTERVAL`, beside the writer rather than inside
+/// its commits, until the store is dropped. A failed checkpoint is retried on the next tick.
+async fn checkpoint_in_background(pool: SqlitePool, writer: WeakSender<Job<Write, Written>>) {
+    let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if writer.upgrade().is_none() {
+            return;
+        }
+        if let Err(error) = sqlx::query("pragma wal_checkpoint(passive)")
+            .execute(&pool)
+            .await
+        {
+            log::warn!("SQLite checkpoint failed: {error}");
+        }
+    }
+}
+
 /// The writer task's side: the dedicated connection.
 struct Writer {
     connection: SqliteConnection,
@@ -196,7 +226,9 @@ async fn run_round(
     Ok(())
 }
 
-/// `count` copies of `row` (a parenthesised list of placeholders), comma-separated.
+/// `count` copies of `row` (a parenthesised list of placeholders), comma-separated. The SQL text
+/// varies with the batch size, so these statements are not kept prepared (`persistent(false)`):
+/// a cache of one per size would cost memory for little gain.
 fn rows_of(row: &str, count: usize) -> String {
     vec![row; count].join(", ")
 }
@@ -228,7 +260,7 @@ async fn create_many(
          on conflict (id_hash) do nothing returning id_hash",
         rows_of("(?, ?, ?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
         if let Write::Create { id, record } = &batch[index].request {
             query = query
@@ -258,7 +290,7 @@ async fn save_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
         if let Write::Save { id, record, now } = &batch[index].request {
             query = query
@@ -286,7 +318,7 @@ async fn touch_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
         if let Write::Touch {
             id,
@@ -309,7 +341,7 @@ async fn delete_many(
         "delete from sessions where id_hash in ({}) returning id_hash",
         rows_of("?", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
         if let Write::Delete { id } = &batch[index].request {
             query = query.bind(id.as_bytes());
