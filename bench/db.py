@@ -5,7 +5,7 @@
   db.py snapshot DATABASE_URL     print {hash: [version, expires_at]} of every session as JSON
   db.py diff BEFORE AFTER         how many sessions differ between two snapshots (JSON files)
   db.py count DATABASE_URL        number of rows in sessions
-  db.py expired DATABASE_URL      number of expired rows in sessions
+  db.py expired DATABASE_URL      1 if any row in sessions has expired, else 0 (cheap: one index probe)
   db.py seed-expired DATABASE_URL N   insert N already-expired sessions
 """
 import http.client
@@ -85,7 +85,8 @@ def main():
         print(query(args[0], "select count(*) from sessions")[0][0])
     elif command == "expired":
         now_ms = int(time.time() * 1000)
-        print(query(args[0], f"select count(*) from sessions where expires_at <= {now_ms}")[0][0])
+        found = query(args[0], f"select 1 from sessions where expires_at <= {now_ms} limit 1")
+        print(1 if found else 0)
     elif command == "seed-expired":
         seed_expired(args[0], int(args[1]))
     else:

@@ -11,8 +11,10 @@ use sqlx::sqlite::{
 };
 
 use crate::config::Config;
+use crate::session::store::listen;
 use crate::session::{
-    CachedStore, PostgresStore, SessionError, SessionStore, Sessions, SqliteStore, error_chain,
+    CachedStore, PostgresStore, SessionConfig, SessionError, SessionStore, Sessions, SqliteStore,
+    error_chain,
 };
 
 /// Why the database could not be set up at launch.
@@ -73,7 +75,11 @@ impl Database {
                 Ok(Self::Sqlite(pool))
             }
             "postgres" | "postgresql" => {
-                let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
+                // A name of its own on every connection: other instances tell this one's
+                // session changes by it (see session::store::listen).
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(SetupError::InvalidUrl)?
+                    .application_name(&listen::instance_name());
                 let pool = PgPoolOptions::new()
                     .max_connections(config.database_max_connections)
                     .acquire_timeout(timeout)
@@ -111,12 +117,14 @@ impl Database {
         }
     }
 
-    /// The session store backed by this pool. On SQLite, where this process is the only
-    /// writer, up to `cache_capacity` sessions are also kept in memory.
+    /// The session store backed by this pool, with up to `cache_capacity` sessions also kept in
+    /// memory (0: none). On Postgres only with `postgres_cache`: the cache then follows other
+    /// instances' changes through notifications, and reads through whenever it cannot hear them.
     pub async fn session_store(
         &self,
-        cache_capacity: usize,
+        config: &SessionConfig,
     ) -> Result<Arc<dyn SessionStore>, SessionError> {
+        let cache_capacity = config.cache_capacity;
         Ok(match self {
             Self::Sqlite(pool) => {
                 let store = SqliteStore::open(pool.clone()).await?;
@@ -126,7 +134,21 @@ impl Database {
                     Arc::new(CachedStore::new(store, cache_capacity))
                 }
             }
-            Self::Postgres(pool) => Arc::new(PostgresStore::open(pool.clone())),
+            Self::Postgres(pool) => {
+                let store = PostgresStore::open(pool.clone());
+                if cache_capacity == 0 || !config.postgres_cache {
+                    Arc::new(store)
+                } else {
+                    let cached = Arc::new(CachedStore::distrusted(store, cache_capacity));
+                    let instance = pool
+                        .connect_options()
+                        .get_application_name()
+                        .unwrap_or_default()
+                        .to_owned();
+                    listen::spawn(pool.clone(), &cached, instance);
+                    cached
+                }
+            }
         })
     }
 }
@@ -163,7 +185,7 @@ async fn setup(config: &Config) -> Result<(Database, Arc<dyn SessionStore>), Set
     let database = Database::connect(config).await?;
     database.migrate().await?;
     let store = database
-        .session_store(config.session.cache_capacity)
+        .session_store(&config.session)
         .await
         .map_err(SetupError::Store)?;
     Ok((database, store))

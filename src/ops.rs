@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::{Config, figment};
 use crate::db::{Database, SetupError};
 use crate::session::purge::purge_expired;
-use crate::session::{SessionError, now_ms};
+use crate::session::{SessionConfig, SessionError, now_ms};
 
 /// Why an operator command failed; `main` prints it with its causes and exits non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub async fn migrate(config: &Config) -> Result<String, OpsError> {
 /// One purge pass over expired sessions, as the background task runs it.
 pub async fn purge(config: &Config) -> Result<String, OpsError> {
     let database = Database::connect(config).await?;
-    let store = database.session_store(0).await?;
+    let store = database.session_store(&uncached()).await?;
     let removed = purge_expired(store.as_ref(), now_ms(), config.session.purge_batch_size).await?;
     Ok(format!("removed {removed} expired sessions"))
 }
@@ -50,7 +50,11 @@ pub async fn purge(config: &Config) -> Result<String, OpsError> {
 pub async fn stats(config: &Config) -> Result<String, OpsError> {
     let database = Database::connect(config).await?;
     let now = now_ms();
-    let stats = database.session_store(0).await?.stats(now).await?;
+    let stats = database
+        .session_store(&uncached())
+        .await?
+        .stats(now)
+        .await?;
     let oldest = match stats.oldest_live_created_at {
         Some(created_at) => {
             let minutes = (now - created_at) / 60_000;
@@ -69,4 +73,12 @@ fn rfc3339(unix_ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| format!("{unix_ms} ms"))
+}
+
+/// One-off commands gain nothing from a cache.
+fn uncached() -> SessionConfig {
+    SessionConfig {
+        cache_capacity: 0,
+        ..SessionConfig::default()
+    }
 }

@@ -20,9 +20,13 @@ pub struct SessionConfig {
     pub purge_interval: u64,
     /// Rows deleted per statement by the purge, so a large backlog never locks the table for long.
     pub purge_batch_size: u32,
-    /// Sessions kept in memory so reads skip the database (SQLite only, where this process is
-    /// the only writer; 0 turns the cache off).
+    /// Sessions kept in memory so reads skip the database (0 turns the cache off). On SQLite
+    /// this process must be the file's only writer; on Postgres see `postgres_cache`.
     pub cache_capacity: usize,
+    /// Cache on Postgres too. Other instances' changes then reach this one as notifications,
+    /// within milliseconds rather than at once: a logout on one instance can be missed by a
+    /// request racing it on another. Off by default for that reason.
+    pub postgres_cache: bool,
     /// Mark the cookie `Secure` (sent over HTTPS only). Turn on whenever the site is served over TLS.
     pub cookie_secure: bool,
 }
@@ -37,6 +41,7 @@ impl Default for SessionConfig {
             purge_interval: 60,
             purge_batch_size: 1000,
             cache_capacity: 10_000,
+            postgres_cache: false,
             cookie_secure: false,
         }
     }

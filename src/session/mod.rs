@@ -24,6 +24,11 @@
 //!   ([`SessionError::Ended`]) rather than bringing the session back.
 //! - **The ID rotates on privilege change.** [`Session::regenerate`] moves the data to a fresh ID
 //!   in one statement; the old ID stops working at once. Call it at login.
+//! - **Few round trips.** Writes are queued for a writer task that applies whatever is waiting
+//!   as a few multi-row statements in one transaction (on SQLite: one fsync per batch; see
+//!   `store/batch.rs`). On SQLite, where this process is the only writer, a [`CachedStore`]
+//!   serves reads of recently used sessions from memory. On Postgres, loads that arrive together
+//!   are fetched with one query.
 //! - **Expired rows are purged** by a background task ([`purge::fairing`]) in bounded batches.
 //!   Until then they are invisible: every read and write checks the deadline itself.
 //! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or

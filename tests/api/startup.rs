@@ -12,6 +12,47 @@ backend_tests!(
     two_instances_share_sessions_and_logout,
 );
 
+/// With `postgres_cache`, each instance serves sessions from memory and drops its copy when
+/// another instance announces a change: a logout on B reaches A within moments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_postgres_cache_a_change_elsewhere_reaches_the_cached_copy() {
+    let settings = [("session.postgres_cache", json!(true))];
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, &settings).await else {
+        return;
+    };
+    let b = a.second_instance().await;
+    a.get("/user/Ada").await;
+    let cookie = a.raw_cookie().expect("cookie");
+    let on_b = |uri: &'static str| {
+        b.get(uri)
+            .cookie(rocket::http::Cookie::new(COOKIE, cookie.clone()))
+            .dispatch()
+    };
+    let cached_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
+
+    read(on_b("/user/Grace").await).await;
+    let renamed_on_a = shows_within_a_second(&a, &cookie, "<h1>Grace</h1>").await;
+    read(on_b("/logout").await).await;
+    let logged_out_on_a = shows_within_a_second(&a, &cookie, "user logged out!").await;
+
+    assert!(cached_on_a.1.contains("<h1>Ada</h1>"));
+    assert!(renamed_on_a, "B's change reached A's cache");
+    assert!(logged_out_on_a, "B's logout reached A's cache");
+    assert!(a.rows().await.is_empty());
+}
+
+/// Whether A's `/user` shows `expected` within a second.
+async fn shows_within_a_second(a: &TestApp, cookie: &str, expected: &str) -> bool {
+    for _ in 0..100 {
+        let page = read(a.get_with_cookie("/user", cookie).await).await;
+        if page.1.contains(expected) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
 async fn sessions_survive_a_restart(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -27,8 +68,8 @@ async fn sessions_survive_a_restart(backend: Backend) {
 }
 
 async fn two_instances_share_sessions_and_logout(backend: Backend) {
-    // On SQLite each process caches sessions as their only writer; instances sharing a file
-    // must turn the cache off.
+    // On SQLite each process caches sessions as their only writer, so instances sharing a
+    // file must turn the cache off; Postgres does not cache by default.
     let settings = [("session.cache_capacity", json!(0))];
     let Some(a) = TestApp::spawn_with(backend, &settings).await else {
         return;
@@ -42,10 +83,12 @@ async fn two_instances_share_sessions_and_logout(backend: Backend) {
             .dispatch()
     };
 
+    let seen_on_a_first = read(a.get_with_cookie("/user", &cookie).await).await;
     let seen_on_b = read(on_b("/user").await).await;
     read(on_b("/logout").await).await;
     let seen_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
 
+    assert!(seen_on_a_first.1.contains("<h1>Ada</h1>"));
     assert!(seen_on_b.1.contains("<h1>Ada</h1>"));
     assert!(
         seen_on_a.1.contains("user logged out!"),

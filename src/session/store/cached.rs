@@ -1,12 +1,15 @@
-//! An in-process cache in front of a store, for deployments where this process is the store's
-//! only writer (SQLite): reads of a cached session cost no query at all.
+//! An in-process cache in front of a store: reads of a cached session cost no query at all.
+//! On SQLite this process is the only writer; on Postgres other instances' changes arrive as
+//! notifications (see `listen.rs`) and evict what they touch.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use quick_cache::sync::Cache;
 
 use super::{Record, Rekeyed, SessionStore, StoreStats};
-use crate::session::{IdHash, SessionError};
+use crate::session::{IdHash, SessionError, now_ms};
 
 /// Locks guarding the cache's per-session write counters (striped by ID hash, like the
 /// session layer's write locks).
@@ -14,27 +17,76 @@ const STRIPES: usize = 1024;
 
 /// Serves `load` from memory when it can, and keeps the memory in step with every write.
 ///
-/// Correct only while every write to the store goes through this value: another process writing
-/// the same database would not be seen. A row deleted behind its back because it expired (the
+/// Every write through this value updates the cache; a write by another process is seen only if
+/// that process announces it (see below). A row deleted behind its back because it expired (the
 /// purge, `latch purge`) is fine: a cached session past its deadline is never served.
 ///
 /// Races between a slow read and a write are settled with a counter per stripe of sessions:
 /// a write bumps it before touching the database, and a read only fills the cache if the
 /// counter did not move while it was reading, so a stale row never replaces a newer one.
+///
+/// Where other processes write too (Postgres), they announce each change and the instance calls
+/// [`invalidate`](Self::invalidate). The cache then serves reads only under a lease that the
+/// listener renews while it can hear those announcements; when its connection drops or stops
+/// answering, the lease runs out (or is [revoked](Self::distrust)) and reads go to the database.
 pub struct CachedStore<S> {
     inner: S,
     cache: Cache<IdHash, Compact>,
     writes: Box<[Mutex<u64>]>,
+    /// Until when (Unix ms) the cache may serve reads: `i64::MAX` for a sole writer, a lease the
+    /// change listener renews otherwise, 0 while it cannot hear changes.
+    trusted_until: AtomicI64,
 }
 
 impl<S: SessionStore> CachedStore<S> {
-    /// Caches up to `capacity` sessions (least recently used ones make room).
+    /// Caches up to `capacity` sessions (least recently used ones make room), for a store this
+    /// process is the only writer of.
     pub fn new(inner: S, capacity: usize) -> Self {
+        let store = Self::distrusted(inner, capacity);
+        store.trusted_until.store(i64::MAX, Ordering::SeqCst);
+        store
+    }
+
+    /// Like [`new`](Self::new), but reading through until [`trust_for`](Self::trust_for) is
+    /// called: for a store others write to, once their changes can be heard.
+    pub fn distrusted(inner: S, capacity: usize) -> Self {
         Self {
             inner,
             cache: Cache::new(capacity),
             writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            trusted_until: AtomicI64::new(0),
         }
+    }
+
+    /// Forgets `id`, which another process changed or deleted.
+    pub fn invalidate(&self, id: &IdHash) {
+        let ticket = self.start_write(id);
+        self.finish_write(id, ticket, None);
+    }
+
+    /// Serves reads from memory for the next `lease`. Coming back from distrust it starts
+    /// empty: nothing cached before is known to be current, and no read already under way may
+    /// fill it.
+    pub fn trust_for(&self, lease: Duration) {
+        if !self.is_trusted() {
+            for stripe in &self.writes {
+                *stripe.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            }
+            self.cache.clear();
+        }
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        self.trusted_until
+            .store(now_ms().saturating_add(lease), Ordering::SeqCst);
+    }
+
+    /// Stops serving from memory (other processes' changes can no longer be heard).
+    pub fn distrust(&self) {
+        self.trusted_until.store(0, Ordering::SeqCst);
+        self.cache.clear();
+    }
+
+    fn is_trusted(&self) -> bool {
+        now_ms() < self.trusted_until.load(Ordering::SeqCst)
     }
 
     fn counter(&self, id: &IdHash) -> MutexGuard<'_, u64> {
@@ -65,6 +117,9 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     fn insert(&self, id: &IdHash, record: &Record) {
+        if !self.is_trusted() {
+            return;
+        }
         match Compact::from(record) {
             Some(compact) => self.cache.insert(*id, compact),
             None => {
@@ -118,7 +173,8 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        if let Some(cached) = self.cache.get(id)
+        if self.is_trusted()
+            && let Some(cached) = self.cache.get(id)
             && cached.expires_at > now
             && let Some(record) = cached.to_record()
         {

@@ -2,6 +2,7 @@
 
 mod batch;
 mod cached;
+pub mod listen;
 mod postgres;
 mod sqlite;
 
