@@ -14,7 +14,8 @@
 # `purge` adds the purge-at-scale run: 1,000,000 expired rows, W1 running while one purge pass
 # works through them. Env: DURATION (10), WARMUP (3), CONNECTIONS (32), PGURL (admin URL,
 # default postgres://postgres@127.0.0.1:5432/postgres), PURGE_RUN (60: seconds of W1 around the
-# purge pass). Needs wrk, python3, psql.
+# purge pass), SERVER_ENV (one extra VAR=value for the server, e.g.
+# SERVER_ENV='ROCKET_SESSION={postgres_cache=true}'). Needs wrk, python3, psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +43,7 @@ start_server() { # database_url [extra env...]
   local url=$1; shift
   env ROCKET_PROFILE=release ROCKET_SECRET_KEY="$(openssl rand -base64 32)" \
     ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT="$PORT" ROCKET_LOG_LEVEL=critical \
-    DATABASE_URL="$url" "$@" "$BIN" >"$WORK/server.log" 2>&1 &
+    DATABASE_URL="$url" ${SERVER_ENV:+"$SERVER_ENV"} "$@" "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -sf "$BASE/healthz" >/dev/null 2>&1 && return 0
