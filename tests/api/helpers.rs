@@ -317,34 +317,27 @@ impl TestApp {
 
     /// Every row of the `sessions` table.
     pub async fn rows(&self) -> Vec<SessionRow> {
-        let sql = "select id_hash, data, version, created_at, expires_at from sessions";
+        // The same code for either pool; the row types differ, so a macro rather than a fn.
+        macro_rules! read_all {
+            ($pool:expr) => {
+                sqlx::query("select id_hash, data, version, created_at, expires_at from sessions")
+                    .fetch_all($pool)
+                    .await
+                    .expect("read sessions")
+                    .iter()
+                    .map(|row| SessionRow {
+                        id_hash: row.get("id_hash"),
+                        data: serde_json::from_str(row.get("data")).expect("json"),
+                        version: row.get("version"),
+                        created_at: row.get("created_at"),
+                        expires_at: row.get("expires_at"),
+                    })
+                    .collect()
+            };
+        }
         match self.database() {
-            Database::Sqlite(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect("read sessions")
-                .iter()
-                .map(|row| SessionRow {
-                    id_hash: row.get("id_hash"),
-                    data: serde_json::from_str(row.get("data")).expect("json"),
-                    version: row.get("version"),
-                    created_at: row.get("created_at"),
-                    expires_at: row.get("expires_at"),
-                })
-                .collect(),
-            Database::Postgres(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect("read sessions")
-                .iter()
-                .map(|row| SessionRow {
-                    id_hash: row.get("id_hash"),
-                    data: serde_json::from_str(row.get("data")).expect("json"),
-                    version: row.get("version"),
-                    created_at: row.get("created_at"),
-                    expires_at: row.get("expires_at"),
-                })
-                .collect(),
+            Database::Sqlite(pool) => read_all!(pool),
+            Database::Postgres(pool) => read_all!(pool),
         }
     }
 

@@ -159,6 +159,25 @@ pub(super) fn mark(
     }
 }
 
+/// The IDs in the first column of `rows` (what a `returning id_hash` statement reports).
+pub(super) fn returned_ids<R>(
+    rows: Vec<R>,
+) -> Result<std::collections::HashSet<IdHash>, SessionError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut ids = std::collections::HashSet::with_capacity(rows.len());
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(0)?;
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            ids.insert(IdHash(hash));
+        }
+    }
+    Ok(ids)
+}
+
 /// A request waiting for the batch task, and where its answer goes.
 pub(super) struct Job<Q, A> {
     pub request: Q,

@@ -6,14 +6,14 @@
 //! one WAL flush). Both own a dedicated connection, reconnecting after a failure, so a request
 //! pays no pool checkout and no liveness ping. Each caller hears back after its batch finished.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{Connection, Row};
 
-use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan};
+use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
 use super::{
     Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
 };
@@ -316,7 +316,7 @@ async fn run_round(
             returning id_hash
             "#,
         );
-        let created = returned_ids(&mut *connection, columns.bind(query)).await?;
+        let created = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
         mark(batch, &indices, &created, outcomes);
     }
     if !round.saves.is_empty() {
@@ -342,7 +342,7 @@ async fn run_round(
             returning s.id_hash
             "#,
         );
-        let saved = returned_ids(&mut *connection, columns.bind(query)).await?;
+        let saved = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
         mark(batch, &indices, &saved, outcomes);
     }
     if !round.touches.is_empty() {
@@ -371,7 +371,7 @@ async fn run_round(
         .bind(columns.ids)
         .bind(columns.numbers[0].clone())
         .bind(columns.numbers[1].clone());
-        let touched = returned_ids(&mut *connection, query).await?;
+        let touched = returned_ids(query.fetch_all(&mut *connection).await?)?;
         mark(batch, &indices, &touched, outcomes);
     }
     if !round.deletes.is_empty() {
@@ -382,7 +382,7 @@ async fn run_round(
             .collect();
         let query =
             sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
-        let deleted = returned_ids(&mut *connection, query).await?;
+        let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;
         mark(batch, &indices, &deleted, outcomes);
     }
     Ok(())
@@ -418,20 +418,4 @@ impl Columns {
             .bind(second)
             .bind(third)
     }
-}
-
-/// The IDs a `returning id_hash` statement reported.
-async fn returned_ids(
-    connection: &mut PgConnection,
-    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-) -> Result<HashSet<IdHash>, SessionError> {
-    let rows = query.fetch_all(connection).await?;
-    let mut ids = HashSet::with_capacity(rows.len());
-    for row in rows {
-        let hash: Vec<u8> = row.try_get(0)?;
-        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
-            ids.insert(IdHash(hash));
-        }
-    }
-    Ok(ids)
 }

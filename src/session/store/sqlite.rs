@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqliteExecutor, SqlitePool};
 use tokio::sync::mpsc::WeakSender;
 
-use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan};
+use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
 use super::{
     Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
 };
@@ -233,22 +233,6 @@ fn rows_of(row: &str, count: usize) -> String {
     vec![row; count].join(", ")
 }
 
-/// The IDs a `returning id_hash` statement reported.
-async fn returned_ids(
-    connection: &mut SqliteConnection,
-    query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-) -> Result<HashSet<IdHash>, SessionError> {
-    let rows = query.fetch_all(connection).await?;
-    let mut ids = HashSet::with_capacity(rows.len());
-    for row in rows {
-        let hash: Vec<u8> = row.try_get(0)?;
-        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
-            ids.insert(IdHash(hash));
-        }
-    }
-    Ok(ids)
-}
-
 async fn create_many(
     connection: &mut SqliteConnection,
     batch: &[Job<Write, Written>],
@@ -271,7 +255,7 @@ async fn create_many(
                 .bind(record.expires_at);
         }
     }
-    returned_ids(connection, query).await
+    returned_ids(query.fetch_all(connection).await?)
 }
 
 async fn save_many(
@@ -301,7 +285,7 @@ async fn save_many(
                 .bind(*now);
         }
     }
-    returned_ids(connection, query).await
+    returned_ids(query.fetch_all(connection).await?)
 }
 
 async fn touch_many(
@@ -329,7 +313,7 @@ async fn touch_many(
             query = query.bind(id.as_bytes()).bind(*expires_at).bind(*now);
         }
     }
-    returned_ids(connection, query).await
+    returned_ids(query.fetch_all(connection).await?)
 }
 
 async fn delete_many(
@@ -347,7 +331,7 @@ async fn delete_many(
             query = query.bind(id.as_bytes());
         }
     }
-    returned_ids(connection, query).await
+    returned_ids(query.fetch_all(connection).await?)
 }
 
 async fn rekey<'e>(
