@@ -35,9 +35,9 @@ pub async fn purge_expired(
     }
 }
 
-/// Starts the purge task when Rocket lifts off; it runs every `purge_interval` seconds (the first
-/// pass one interval after launch) and stops when Rocket shuts down. A failed pass is logged and retried on the
-/// next tick.
+/// Starts the purge task when Rocket lifts off. It runs every `purge_interval` seconds (the
+/// first pass one interval after launch) and stops when Rocket shuts down; a failed pass is
+/// logged and retried on the next tick.
 pub fn fairing() -> AdHoc {
     AdHoc::on_liftoff("Session purge", |rocket| {
         Box::pin(async move {
