@@ -139,13 +139,16 @@ impl Database {
                 if cache_capacity == 0 || !config.postgres_cache {
                     Arc::new(store)
                 } else {
-                    let cached = Arc::new(CachedStore::distrusted(store, cache_capacity));
+                    let (barrier, barriers) = listen::barrier();
+                    let cached = Arc::new(
+                        CachedStore::distrusted(store, cache_capacity).with_barrier(barrier),
+                    );
                     let instance = pool
                         .connect_options()
                         .get_application_name()
                         .unwrap_or_default()
                         .to_owned();
-                    listen::spawn(pool.clone(), &cached, instance);
+                    listen::spawn(pool.clone(), &cached, instance, barriers);
                     cached
                 }
             }

@@ -23,9 +23,9 @@ pub struct SessionConfig {
     /// Sessions kept in memory so reads skip the database (0 turns the cache off). On SQLite
     /// this process must be the file's only writer; on Postgres see `postgres_cache`.
     pub cache_capacity: usize,
-    /// Cache on Postgres too. Other instances' changes then reach this one as notifications,
-    /// within milliseconds rather than at once: a logout on one instance can be missed by a
-    /// request racing it on another. Off by default for that reason.
+    /// Cache on Postgres too. Other instances announce their changes (LISTEN/NOTIFY), and a
+    /// cache hit first waits until every change committed before it has arrived (one shared
+    /// `select 1` on the listening connection), so another instance's logout counts at once.
     pub postgres_cache: bool,
     /// Mark the cookie `Secure` (sent over HTTPS only). Turn on whenever the site is served over TLS.
     pub cookie_secure: bool,
@@ -41,7 +41,7 @@ impl Default for SessionConfig {
             purge_interval: 60,
             purge_batch_size: 1000,
             cache_capacity: 10_000,
-            postgres_cache: false,
+            postgres_cache: true,
             cookie_secure: false,
         }
     }

@@ -28,8 +28,8 @@
 //!   as a few multi-row statements in one transaction (on SQLite: one fsync per batch; see
 //!   `store/batch.rs`). On SQLite, where this process is the only writer, a [`CachedStore`]
 //!   serves reads of recently used sessions from memory. On Postgres, loads that arrive together
-//!   are fetched with one query; the cache is opt-in there (`postgres_cache`), kept in step with
-//!   other instances by notifications (`store/listen.rs`).
+//!   are fetched with one query, and the cache (`postgres_cache`) is kept in step with other
+//!   instances by notifications, waiting for them before a hit is served (`store/listen.rs`).
 //! - **Expired rows are purged** by a background task ([`purge::fairing`]) in bounded batches.
 //!   Until then they are invisible: every read and write checks the deadline itself.
 //! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or

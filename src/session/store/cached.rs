@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use quick_cache::sync::Cache;
 
+use super::listen::Barrier;
 use super::{Record, Rekeyed, SessionStore, StoreStats};
 use crate::session::{IdHash, SessionError, now_ms};
 
@@ -36,6 +37,8 @@ pub struct CachedStore<S> {
     /// Until when (Unix ms) the cache may serve reads: `i64::MAX` for a sole writer, a lease the
     /// change listener renews otherwise, 0 while it cannot hear changes.
     trusted_until: AtomicI64,
+    /// Where others write too: what a cache hit waits for before it is served.
+    barrier: Option<Barrier>,
 }
 
 impl<S: SessionStore> CachedStore<S> {
@@ -55,7 +58,25 @@ impl<S: SessionStore> CachedStore<S> {
             cache: Cache::new(capacity),
             writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             trusted_until: AtomicI64::new(0),
+            barrier: None,
         }
+    }
+
+    /// Makes every cache hit wait at `barrier` first (see [`Barrier`]).
+    pub fn with_barrier(mut self, barrier: Barrier) -> Self {
+        self.barrier = Some(barrier);
+        self
+    }
+
+    /// The cached, live copy of `id`, if the cache may serve it now.
+    fn cached(&self, id: &IdHash, now: i64) -> Option<Record> {
+        if !self.is_trusted() {
+            return None;
+        }
+        self.cache
+            .get(id)
+            .filter(|cached| cached.expires_at > now)
+            .and_then(|cached| cached.to_record())
     }
 
     /// Forgets `id`, which another process changed or deleted.
@@ -173,12 +194,16 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        if self.is_trusted()
-            && let Some(cached) = self.cache.get(id)
-            && cached.expires_at > now
-            && let Some(record) = cached.to_record()
-        {
-            return Ok(Some(record));
+        if self.cached(id, now).is_some() {
+            // Changes other instances committed before now may still be on their way: wait for
+            // them, then look again.
+            let caught_up = match &self.barrier {
+                Some(barrier) => barrier.wait().await,
+                None => true,
+            };
+            if caught_up && let Some(record) = self.cached(id, now) {
+                return Ok(Some(record));
+            }
         }
         let ticket = *self.counter(id);
         let loaded = self.inner.load(id, now).await?;
@@ -407,5 +432,102 @@ mod tests {
             store.load(&id, 10).await.expect("load"),
             Some(record(1, 1000, "new"))
         );
+    }
+}
+
+#[cfg(test)]
+mod barrier_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::session::store::listen;
+    use crate::session::{SessionData, SessionId};
+
+    /// A store that always answers with one record (what "the database" holds now).
+    struct Database(Record);
+
+    #[async_trait::async_trait]
+    impl SessionStore for Database {
+        async fn create(&self, _: &IdHash, _: &Record) -> Result<bool, SessionError> {
+            Ok(true)
+        }
+        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
+            Ok(Some(self.0.clone()))
+        }
+        async fn save(&self, _: &IdHash, _: &Record, _: i64) -> Result<bool, SessionError> {
+            Ok(true)
+        }
+        async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
+            Ok(())
+        }
+        async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
+            Ok(Rekeyed::Gone)
+        }
+        async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
+            Ok(())
+        }
+        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
+            Ok(0)
+        }
+        async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
+            Ok(StoreStats {
+                live: 0,
+                expired: 0,
+                oldest_live_created_at: None,
+            })
+        }
+    }
+
+    fn named(name: &str, version: i64) -> Record {
+        let mut data = SessionData::new();
+        data.insert("name".into(), name.into());
+        Record {
+            data,
+            version,
+            created_at: 0,
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cache_hit_waits_for_changes_announced_before_it_and_rereads() {
+        let (barrier, mut barriers) = listen::barrier();
+        let store =
+            Arc::new(CachedStore::distrusted(Database(named("new", 2)), 10).with_barrier(barrier));
+        store.trust_for(Duration::from_secs(60));
+        let id = SessionId::generate().hash();
+        assert!(store.create(&id, &named("old", 1)).await.expect("create"));
+        // The "listener": at the barrier, it applies a change another instance announced.
+        let listener = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                let done = barriers.recv().await.expect("a barrier request");
+                store.invalidate(&id);
+                done.send(()).expect("the reader waits");
+            }
+        });
+
+        let loaded = store.load(&id, 10).await.expect("load");
+
+        listener.await.expect("listener");
+        assert_eq!(
+            loaded,
+            Some(named("new", 2)),
+            "the evicted copy was not served"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_an_answer_from_the_barrier_the_database_is_read() {
+        let (barrier, barriers) = listen::barrier();
+        drop(barriers);
+        let store = CachedStore::distrusted(Database(named("new", 2)), 10).with_barrier(barrier);
+        store.trust_for(Duration::from_secs(60));
+        let id = SessionId::generate().hash();
+        store.create(&id, &named("old", 1)).await.expect("create");
+
+        let loaded = store.load(&id, 10).await.expect("load");
+
+        assert_eq!(loaded, Some(named("new", 2)));
     }
 }

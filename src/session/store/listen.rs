@@ -1,10 +1,13 @@
 //! Hearing other instances' session changes on Postgres (`LISTEN latch_sessions`, fed by the
 //! trigger in `migrations/postgres`), and evicting those sessions from this instance's cache.
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgNotification, PgPool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CachedStore, PostgresStore};
 use crate::session::IdHash;
@@ -29,17 +32,45 @@ pub async fn invalidate_on_notify(
     pool: PgPool,
     cache: Weak<CachedStore<PostgresStore>>,
     instance: String,
+    mut barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     loop {
         let Some(store) = cache.upgrade() else { return };
         store.distrust();
         drop(store);
         match listen(&pool).await {
-            Ok(listener) => follow(listener, &cache, &instance).await,
+            Ok(listener) => follow(listener, &cache, &instance, &mut barriers).await,
             Err(error) => log::warn!("cannot listen for session changes, retrying: {error}"),
         }
+        // Whoever still waits at a barrier reads the database instead.
+        while barriers.try_recv().is_ok() {}
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// Lets a cache hit wait until every change committed anywhere before it asked has reached the
+/// cache, so a logout on another instance is seen at once, not merely within milliseconds.
+#[derive(Debug, Clone)]
+pub struct Barrier {
+    requests: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Barrier {
+    /// `true` once every change committed before the call has been applied; `false` if the
+    /// listener cannot tell (read the database instead).
+    pub async fn wait(&self) -> bool {
+        let (done, answer) = oneshot::channel();
+        if self.requests.send(done).await.is_err() {
+            return false;
+        }
+        answer.await.is_ok()
+    }
+}
+
+/// A barrier for a cache, and the receiving end for [`spawn`].
+pub fn barrier() -> (Barrier, mpsc::Receiver<oneshot::Sender<()>>) {
+    let (requests, waiting) = mpsc::channel(4096);
+    (Barrier { requests }, waiting)
 }
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
@@ -53,12 +84,18 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 /// Applies notifications until the connection drops, stops answering, or the cache is gone.
 /// Every `HEARTBEAT` the connection is asked a trivial query; each answer renews the cache's
 /// lease, so a connection that hangs (a network partition) stops the cache within `LEASE`.
+///
+/// Barriers waiting together share one `select 1` on the listening connection: Postgres sends a
+/// listener every notification committed before a query ends ahead of that query's answer, so
+/// once the answer is in, applying what was received catches the cache up.
 async fn follow(
     mut listener: PgListener,
     cache: &Weak<CachedStore<PostgresStore>>,
     instance: &str,
+    barriers: &mut mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut waiting = Vec::new();
     loop {
         // Upgraded only between waits: the listener must not keep a dropped store alive.
         let notification = tokio::select! {
@@ -71,24 +108,68 @@ async fn follow(
                 }
             },
             _ = heartbeat.tick() => {
-                let ping = sqlx::query("select 1").execute(&mut listener);
-                let answered = matches!(tokio::time::timeout(HEARTBEAT, ping).await, Ok(Ok(_)));
-                match cache.upgrade() {
-                    Some(store) if answered => store.trust_for(LEASE),
-                    _ => return,
+                if !catch_up(&mut listener, cache, instance).await {
+                    return;
+                }
+                continue;
+            }
+            count = barriers.recv_many(&mut waiting, 1024) => {
+                if count == 0 || !catch_up(&mut listener, cache, instance).await {
+                    return;
+                }
+                for done in waiting.drain(..) {
+                    let _ = done.send(());
                 }
                 continue;
             }
         };
         let Some(store) = cache.upgrade() else { return };
-        match parse(notification.payload()) {
-            Some((from, _)) if from == instance => {}
-            Some((_, id)) => store.invalidate(&id),
-            // Not ours to read: forget everything rather than risk a stale session.
-            None => {
-                store.distrust();
-                store.trust_for(LEASE);
-            }
+        apply(&store, notification.payload(), instance);
+    }
+}
+
+/// One `select 1` on the listening connection, then every notification it brought in applied,
+/// and the cache's lease renewed. `false` if the connection did not answer or the cache is gone.
+async fn catch_up(
+    listener: &mut PgListener,
+    cache: &Weak<CachedStore<PostgresStore>>,
+    instance: &str,
+) -> bool {
+    let ping = sqlx::query("select 1").execute(&mut *listener);
+    if !matches!(tokio::time::timeout(HEARTBEAT, ping).await, Ok(Ok(_))) {
+        return false;
+    }
+    let Some(store) = cache.upgrade() else {
+        return false;
+    };
+    // Notifications that arrived with the answer are buffered: take them without waiting.
+    while let Some(notification) = buffered(listener) {
+        apply(&store, notification.payload(), instance);
+    }
+    store.trust_for(LEASE);
+    true
+}
+
+/// The next notification the listener already holds, if any. `try_recv` answers from its
+/// buffer on the first poll; when the buffer is empty it would wait on the socket, so it is
+/// polled once and dropped (a timer, even of zero length, would cost a timer tick).
+fn buffered(listener: &mut PgListener) -> Option<PgNotification> {
+    let mut next = std::pin::pin!(listener.try_recv());
+    let mut context = Context::from_waker(Waker::noop());
+    match next.as_mut().poll(&mut context) {
+        Poll::Ready(Ok(notification)) => notification,
+        _ => None,
+    }
+}
+
+fn apply(store: &CachedStore<PostgresStore>, payload: &str, instance: &str) {
+    match parse(payload) {
+        Some((from, _)) if from == instance => {}
+        Some((_, id)) => store.invalidate(&id),
+        // Not ours to read: forget everything rather than risk a stale session.
+        None => {
+            store.distrust();
+            store.trust_for(LEASE);
         }
     }
 }
@@ -108,9 +189,19 @@ pub fn instance_name() -> String {
     format!("latch-{}", hex::encode(bytes))
 }
 
-/// Starts [`invalidate_on_notify`] for `store`.
-pub fn spawn(pool: PgPool, store: &Arc<CachedStore<PostgresStore>>, instance: String) {
-    tokio::spawn(invalidate_on_notify(pool, Arc::downgrade(store), instance));
+/// Starts [`invalidate_on_notify`] for `store`, answering the barriers sent to `barriers`.
+pub fn spawn(
+    pool: PgPool,
+    store: &Arc<CachedStore<PostgresStore>>,
+    instance: String,
+    barriers: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    tokio::spawn(invalidate_on_notify(
+        pool,
+        Arc::downgrade(store),
+        instance,
+        barriers,
+    ));
 }
 
 #[cfg(test)]
