@@ -118,8 +118,9 @@ impl Database {
     }
 
     /// The session store backed by this pool, with up to `cache_capacity` sessions also kept in
-    /// memory (0: none). On Postgres only with `postgres_cache`: the cache then follows other
-    /// instances' changes through notifications, and reads through whenever it cannot hear them.
+    /// memory (0: none). On Postgres (unless `postgres_cache` is off) the cache follows other
+    /// instances' changes through notifications, waits for them before serving a hit, and reads
+    /// through whenever it cannot hear them.
     pub async fn session_store(
         &self,
         config: &SessionConfig,
