@@ -34,15 +34,17 @@ pub async fn invalidate_on_notify(
     instance: String,
     mut barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
+    // The cache starts distrusted; `follow` trusts it once the connection answers.
     loop {
-        let Some(store) = cache.upgrade() else { return };
-        store.distrust();
-        drop(store);
         match listen(&pool).await {
             Ok(listener) => follow(listener, &cache, &instance, &mut barriers).await,
             Err(error) => log::warn!("cannot listen for session changes, retrying: {error}"),
         }
-        // Whoever still waits at a barrier reads the database instead.
+        // Changes may go unheard from here on: read through until the listener is back, and
+        // whoever still waits at a barrier reads the database instead.
+        let Some(store) = cache.upgrade() else { return };
+        store.distrust();
+        drop(store);
         while barriers.try_recv().is_ok() {}
         tokio::time::sleep(RETRY).await;
     }
