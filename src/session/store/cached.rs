@@ -271,6 +271,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::session::store::listen;
     use crate::session::{SessionData, SessionId};
 
     /// A store in memory that counts loads and can hold a load back until released.
@@ -433,71 +434,23 @@ mod tests {
             Some(record(1, 1000, "new"))
         );
     }
-}
-
-#[cfg(test)]
-mod barrier_tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::session::store::listen;
-    use crate::session::{SessionData, SessionId};
-
-    /// A store that always answers with one record (what "the database" holds now).
-    struct Database(Record);
-
-    #[async_trait::async_trait]
-    impl SessionStore for Database {
-        async fn create(&self, _: &IdHash, _: &Record) -> Result<bool, SessionError> {
-            Ok(true)
-        }
-        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
-            Ok(Some(self.0.clone()))
-        }
-        async fn save(&self, _: &IdHash, _: &Record, _: i64) -> Result<bool, SessionError> {
-            Ok(true)
-        }
-        async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
-            Ok(())
-        }
-        async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
-            Ok(Rekeyed::Gone)
-        }
-        async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
-            Ok(())
-        }
-        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
-            Ok(0)
-        }
-        async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
-            Ok(StoreStats {
-                live: 0,
-                expired: 0,
-                oldest_live_created_at: None,
-            })
-        }
-    }
-
-    fn named(name: &str, version: i64) -> Record {
-        let mut data = SessionData::new();
-        data.insert("name".into(), name.into());
-        Record {
-            data,
-            version,
-            created_at: 0,
-            expires_at: i64::MAX,
-        }
-    }
 
     #[tokio::test]
     async fn a_cache_hit_waits_for_changes_announced_before_it_and_rereads() {
         let (barrier, mut barriers) = listen::barrier();
         let store =
-            Arc::new(CachedStore::distrusted(Database(named("new", 2)), 10).with_barrier(barrier));
+            Arc::new(CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier));
         store.trust_for(Duration::from_secs(60));
         let id = SessionId::generate().hash();
-        assert!(store.create(&id, &named("old", 1)).await.expect("create"));
-        // The "listener": at the barrier, it applies a change another instance announced.
+        assert!(
+            store
+                .create(&id, &record(1, 1000, "old"))
+                .await
+                .expect("create")
+        );
+        // Another instance changes the row behind this cache's back ...
+        store.inner.rows().insert(id, record(2, 1000, "new"));
+        // ... and the "listener" applies its announcement at the barrier.
         let listener = tokio::spawn({
             let store = Arc::clone(&store);
             async move {
@@ -512,7 +465,7 @@ mod barrier_tests {
         listener.await.expect("listener");
         assert_eq!(
             loaded,
-            Some(named("new", 2)),
+            Some(record(2, 1000, "new")),
             "the evicted copy was not served"
         );
     }
@@ -521,13 +474,17 @@ mod barrier_tests {
     async fn without_an_answer_from_the_barrier_the_database_is_read() {
         let (barrier, barriers) = listen::barrier();
         drop(barriers);
-        let store = CachedStore::distrusted(Database(named("new", 2)), 10).with_barrier(barrier);
+        let store = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
         store.trust_for(Duration::from_secs(60));
         let id = SessionId::generate().hash();
-        store.create(&id, &named("old", 1)).await.expect("create");
+        store
+            .create(&id, &record(1, 1000, "old"))
+            .await
+            .expect("create");
+        store.inner.rows().insert(id, record(2, 1000, "new"));
 
         let loaded = store.load(&id, 10).await.expect("load");
 
-        assert_eq!(loaded, Some(named("new", 2)));
+        assert_eq!(loaded, Some(record(2, 1000, "new")));
     }
 }
