@@ -25,8 +25,8 @@ struct SetName {
 
 /// `{"name": "…"}`, or `{"name": ""}` when none is stored.
 #[get("/")]
-fn get_name(session: Session<'_>) -> Result<Json<NameBody>, ApiError> {
-    let name = session.get(&NAME)?.unwrap_or_default();
+async fn get_name(session: Session<'_>) -> Result<Json<NameBody>, ApiError> {
+    let name = session.get(&NAME).await?.unwrap_or_default();
     Ok(Json(NameBody { name }))
 }
 

@@ -21,7 +21,7 @@ async fn counter(session: Session<'_>) -> Result<Template, AppError> {
     let views = session
         .update(&PAGE_VIEWS, |views| views.unwrap_or(0).saturating_add(1))
         .await?;
-    let name = session.get(&NAME)?;
+    let name = session.get(&NAME).await?;
     Ok(Template::render("index", context! { views, name }))
 }
 
@@ -38,8 +38,8 @@ async fn set_user(name: &str, session: Session<'_>) -> Result<Template, AppError
 
 /// Shows the stored name, if there is one.
 #[get("/user")]
-fn show_user(session: Session<'_>) -> Result<Template, AppError> {
-    let name = session.get(&NAME)?;
+async fn show_user(session: Session<'_>) -> Result<Template, AppError> {
+    let name = session.get(&NAME).await?;
     Ok(Template::render("user", context! { name }))
 }
 

@@ -9,7 +9,7 @@ use rocket::{Ignite, Rocket, Sentinel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::store::{Record, Rekeyed, SessionData};
+use super::store::{Loaded, Record, Rekeyed, SessionData};
 use super::{Key, SessionError, SessionId, Sessions, error_chain, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
@@ -42,6 +42,10 @@ struct Active {
     /// Created by this request: its ID has never been sent to a browser, so rotating it would
     /// protect nothing.
     new: bool,
+    /// Known to be current. A copy from a cache that may not yet have heard of other instances'
+    /// changes is not: it is read again before anything in it is shown, and a write from it is
+    /// settled by the version check.
+    confirmed: bool,
 }
 
 impl SessionCell {
@@ -63,6 +67,10 @@ impl SessionCell {
 
     fn set(&self, active: Option<Active>) {
         *self.lock() = active;
+    }
+
+    fn is_confirmed(&self) -> bool {
+        self.lock().as_ref().is_none_or(|active| active.confirmed)
     }
 }
 
@@ -113,7 +121,12 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
     };
     let now = now_ms();
     let hash = id.hash();
-    let Some(mut record) = sessions.store.load(&hash, now).await? else {
+    // Unconfirmed is enough here: a handler that only writes never needs more (see `Active`).
+    let Some(Loaded {
+        mut record,
+        confirmed,
+    }) = sessions.store.load_unconfirmed(&hash, now).await?
+    else {
         remove_cookie(sessions, cookies);
         return Ok(SessionCell::new(None));
     };
@@ -136,18 +149,21 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
         id,
         record,
         new: false,
+        confirmed,
     })))
 }
 
 impl Session<'_> {
     /// Whether this request has a stored session (one was loaded, or this request created one).
-    pub fn exists(&self) -> bool {
-        self.cell.lock().is_some()
+    pub async fn exists(&self) -> Result<bool, SessionError> {
+        self.confirm().await?;
+        Ok(self.cell.lock().is_some())
     }
 
     /// The value stored under `key`, or `None`. An error means the stored value does not have the
     /// key's type: a bug in whatever stored it.
-    pub fn get<T: DeserializeOwned>(&self, key: &Key<T>) -> Result<Option<T>, SessionError> {
+    pub async fn get<T: DeserializeOwned>(&self, key: &Key<T>) -> Result<Option<T>, SessionError> {
+        self.confirm().await?;
         let active = self.cell.lock();
         let Some(value) = active.as_ref().and_then(|a| a.record.data.get(key.name())) else {
             return Ok(None);
@@ -225,6 +241,7 @@ impl Session<'_> {
     /// before cannot ride along. Without a session, does nothing.
     pub async fn regenerate(&self) -> Result<(), SessionError> {
         let _serial = self.cell.writer.lock().await;
+        self.confirm_locked().await?;
         let Some(active) = self.cell.snapshot() else {
             return Ok(());
         };
@@ -253,6 +270,41 @@ impl Session<'_> {
         }
     }
 
+    /// Reads the session again if what this request holds is an unconfirmed copy, so nothing
+    /// is shown from a session another instance changed or ended before this request.
+    async fn confirm(&self) -> Result<(), SessionError> {
+        if self.cell.is_confirmed() {
+            return Ok(());
+        }
+        let _serial = self.cell.writer.lock().await;
+        self.confirm_locked().await
+    }
+
+    /// [`confirm`](Self::confirm), for a caller that holds the cell's writer lock.
+    async fn confirm_locked(&self) -> Result<(), SessionError> {
+        let Some(active) = self.cell.snapshot().filter(|active| !active.confirmed) else {
+            return Ok(());
+        };
+        match self
+            .sessions
+            .store
+            .load(&active.id.hash(), now_ms())
+            .await?
+        {
+            Some(record) => self.cell.set(Some(Active {
+                record,
+                confirmed: true,
+                ..active
+            })),
+            // It ended before this request could see it: the request has no session.
+            None => {
+                self.cell.set(None);
+                remove_cookie(self.sessions, self.cookies);
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `edit` to the session's data and writes the result, retrying on a version race.
     /// Without a session, creates one only if `edit` leaves something to store.
     async fn change<R>(
@@ -261,50 +313,81 @@ impl Session<'_> {
     ) -> Result<R, SessionError> {
         let _serial = self.cell.writer.lock().await;
         let now = now_ms();
-        let Some(active) = self.cell.snapshot() else {
-            let mut data = SessionData::new();
-            let outcome = edit(&mut data)?;
-            if !data.is_empty() {
-                self.create(data, now).await?;
+        if let Some(active) = self.cell.snapshot() {
+            match self.change_existing(active, &mut edit, now).await? {
+                Some(outcome) => return Ok(outcome),
+                // It ended before this request could see it: carry on as a request without one.
+                None => {
+                    self.cell.set(None);
+                    remove_cookie(self.sessions, self.cookies);
+                }
             }
-            return Ok(outcome);
-        };
+        }
+        let mut data = SessionData::new();
+        let outcome = edit(&mut data)?;
+        if !data.is_empty() {
+            self.create(data, now).await?;
+        }
+        Ok(outcome)
+    }
 
+    /// [`change`](Self::change) for a request that holds a session. `Ok(None)` if the session
+    /// turns out to have ended before the request could see it (its copy was unconfirmed).
+    async fn change_existing<R>(
+        &self,
+        active: Active,
+        edit: &mut impl FnMut(&mut SessionData) -> Result<R, SessionError>,
+        now: i64,
+    ) -> Result<Option<R>, SessionError> {
         let hash = active.id.hash();
         let _turn = self.sessions.write_lock(&hash).lock().await;
         let mut current = active.record;
+        let mut confirmed = active.confirmed;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut data = current.data.clone();
             let outcome = edit(&mut data)?;
-            if data == current.data {
-                return Ok(outcome);
-            }
-            let next = Record {
-                data,
-                version: current.version + 1,
-                created_at: current.created_at,
-                expires_at: self.sessions.deadline(current.created_at, now),
-            };
-            if self.sessions.store.save(&hash, &next, now).await? {
-                set_cookie(
-                    self.sessions,
-                    self.cookies,
-                    &active.id,
-                    next.expires_at,
-                    now,
-                );
+            let unchanged = data == current.data;
+            if unchanged && confirmed {
                 self.cell.set(Some(Active {
                     id: active.id,
-                    record: next,
+                    record: current,
                     new: active.new,
+                    confirmed,
                 }));
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
-            // Someone else wrote (or ended the session) since we read it: read again.
+            if !unchanged {
+                let next = Record {
+                    data,
+                    version: current.version + 1,
+                    created_at: current.created_at,
+                    expires_at: self.sessions.deadline(current.created_at, now),
+                };
+                if self.sessions.store.save(&hash, &next, now).await? {
+                    set_cookie(
+                        self.sessions,
+                        self.cookies,
+                        &active.id,
+                        next.expires_at,
+                        now,
+                    );
+                    self.cell.set(Some(Active {
+                        id: active.id,
+                        record: next,
+                        new: active.new,
+                        confirmed: true,
+                    }));
+                    return Ok(Some(outcome));
+                }
+            }
+            // Someone else wrote (or ended the session) since it was read, or the outcome came
+            // from an unconfirmed copy: read again.
             match self.sessions.store.load(&hash, now).await? {
                 Some(fresh) => current = fresh,
-                None => return Err(self.ended()),
+                None if confirmed => return Err(self.ended()),
+                None => return Ok(None),
             }
+            confirmed = true;
         }
         Err(SessionError::Contended)
     }
@@ -325,6 +408,7 @@ impl Session<'_> {
                     id,
                     record,
                     new: true,
+                    confirmed: true,
                 }));
                 return Ok(());
             }

@@ -51,7 +51,8 @@ pub use error::{SessionError, error_chain};
 pub use guard::Session;
 pub use id::{IdHash, SessionId};
 pub use store::{
-    CachedStore, PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore, StoreStats,
+    CachedStore, Loaded, PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore,
+    StoreStats,
 };
 
 /// Serializes writes to one session within this process, so parallel requests on a session take

@@ -1,15 +1,26 @@
 //! Parallel requests on one session: no lost updates, and no resurrection after logout.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use futures::future::join_all;
+use latch::db::Database;
+use latch::session::{
+    IdHash, Loaded, Record, Rekeyed, SessionError, SessionId, SessionStore, Sessions, StoreStats,
+    now_ms,
+};
 use rocket::http::Status;
+use rocket::local::asynchronous::Client;
+use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, backend_tests, read};
+use crate::helpers::{Backend, COOKIE, TestApp, TestDb, backend_tests, read, test_figment};
 
 backend_tests!(
     twenty_four_parallel_counter_hits_all_count,
     parallel_writes_to_different_keys_all_land,
     a_request_finishing_after_logout_does_not_bring_the_session_back,
+    a_stale_cached_copy_is_written_from_but_never_shown,
 );
 
 async fn twenty_four_parallel_counter_hits_all_count(backend: Backend) {
@@ -96,4 +107,142 @@ async fn a_request_finishing_after_logout_does_not_bring_the_session_back(backen
         // Start the next round as a fresh browser.
         app.get("/logout").await;
     }
+}
+
+/// Plays a cache that has not yet heard of other instances' changes: `load_unconfirmed`
+/// answers with the copy this instance last wrote, whatever the database holds now.
+struct Unheard {
+    inner: Arc<dyn SessionStore>,
+    copies: Mutex<HashMap<IdHash, Record>>,
+}
+
+impl Unheard {
+    fn remember(&self, id: &IdHash, record: &Record) {
+        self.copies
+            .lock()
+            .expect("not poisoned")
+            .insert(*id, record.clone());
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Unheard {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+        let created = self.inner.create(id, record).await?;
+        self.remember(id, record);
+        Ok(created)
+    }
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        self.inner.load(id, now).await
+    }
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<Option<Loaded>, SessionError> {
+        let copy = self.copies.lock().expect("not poisoned").get(id).cloned();
+        match copy {
+            Some(record) => Ok(Some(Loaded {
+                record,
+                confirmed: false,
+            })),
+            None => self.inner.load_unconfirmed(id, now).await,
+        }
+    }
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+        let saved = self.inner.save(id, record, now).await?;
+        if saved {
+            self.remember(id, record);
+        }
+        Ok(saved)
+    }
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+        self.inner.touch(id, expires_at, now).await
+    }
+    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError> {
+        self.inner.rekey(old, new, now).await
+    }
+    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+        self.inner.delete(id).await
+    }
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
+        self.inner.delete_expired(now, limit).await
+    }
+    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
+        self.inner.stats(now).await
+    }
+}
+
+/// Another instance changes and then ends the session behind this instance's back: a write
+/// from the stale copy re-reads and re-applies, a page shows only the current data, and a write
+/// after the session ended starts a new one.
+async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let config: latch::config::Config = test_figment(db.url()).extract().expect("config");
+    let database = Database::connect(&config).await.expect("connect");
+    database.migrate().await.expect("migrate");
+    let shared = database
+        .session_store(&config.session)
+        .await
+        .expect("store");
+    let store = Arc::new(Unheard {
+        inner: Arc::clone(&shared),
+        copies: Mutex::default(),
+    });
+    let rocket = rocket::custom(test_figment(db.url()))
+        .manage(Sessions::new(store, config.session))
+        .attach(Template::fairing())
+        .mount("/", latch::routes::pages());
+    let client = Client::tracked(rocket).await.expect("launch");
+    let session_id = || {
+        let cookie = client
+            .cookies()
+            .get_private(COOKIE)
+            .expect("a session cookie");
+        SessionId::parse(cookie.value()).expect("a session ID")
+    };
+    client.get("/user/Ada").dispatch().await;
+    let hash = session_id().hash();
+    let elsewhere = |name: &str, views: u64| {
+        let shared = Arc::clone(&shared);
+        let name = name.to_owned();
+        async move {
+            let now = now_ms();
+            let current = shared.load(&hash, now).await.expect("load").expect("live");
+            let mut next = current.clone();
+            next.data = json!({ "name": name, "page_views": views })
+                .as_object()
+                .cloned()
+                .expect("an object");
+            next.version += 1;
+            assert!(shared.save(&hash, &next, now).await.expect("save"));
+        }
+    };
+
+    elsewhere("Ada", 5).await;
+    let counted = read(client.get("/").dispatch().await).await;
+    elsewhere("Grace", 6).await;
+    let shown = read(client.get("/user").dispatch().await).await;
+    shared.delete(&hash).await.expect("delete");
+    let after_logout = read(client.get("/user/Linus").dispatch().await).await;
+
+    assert!(
+        counted.1.contains("visited this page 6 times"),
+        "the write re-read the session: {}",
+        counted.1
+    );
+    assert!(
+        shown.1.contains("<h1>Grace</h1>"),
+        "the page shows the current name, not the cached one: {}",
+        shown.1
+    );
+    assert_eq!(after_logout.0, Status::Ok, "{}", after_logout.1);
+    let fresh = session_id().hash();
+    assert_ne!(fresh, hash, "a new session");
+    let stored = shared.load(&fresh, now_ms()).await.expect("load");
+    assert_eq!(stored.expect("stored").data["name"], "Linus");
+    assert_eq!(shared.load(&hash, now_ms()).await.expect("load"), None);
+    client.terminate().await;
 }

@@ -36,8 +36,8 @@ async fn clear(session: Session<'_>) -> Result<&'static str, Status> {
 }
 
 #[get("/wrong-type")]
-fn wrong_type(session: Session<'_>) -> Result<&'static str, Status> {
-    match session.get(&SIZE_AS_TEXT) {
+async fn wrong_type(session: Session<'_>) -> Result<&'static str, Status> {
+    match session.get(&SIZE_AS_TEXT).await {
         Err(SessionError::Data { key, .. }) if key == "size" => Ok("data error"),
         _ => Err(Status::ImATeapot),
     }
@@ -46,7 +46,8 @@ fn wrong_type(session: Session<'_>) -> Result<&'static str, Status> {
 #[get("/remove-nothing")]
 async fn remove_nothing(session: Session<'_>) -> Result<String, Status> {
     session.remove(&COLOR).await.map_err(|e| e.status())?;
-    Ok(format!("exists={}", session.exists()))
+    let exists = session.exists().await.map_err(|e| e.status())?;
+    Ok(format!("exists={exists}"))
 }
 
 async fn spawn(backend: Backend) -> Option<TestApp> {

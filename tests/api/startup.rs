@@ -52,6 +52,11 @@ async fn two_instances_share_sessions_and_logout(backend: Backend) {
     let seen_on_b = read(on_b("/user").await).await;
     read(on_b("/user/Grace").await).await;
     let renamed_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
+    // A writes from its cached copy without waiting for B's news: the version check must
+    // catch B's count in between.
+    let counted_on_a = read(a.get_with_cookie("/", &cookie).await).await;
+    let counted_on_b = read(on_b("/").await).await;
+    let counted_on_a_again = read(a.get_with_cookie("/", &cookie).await).await;
     read(on_b("/logout").await).await;
     let seen_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
 
@@ -61,11 +66,28 @@ async fn two_instances_share_sessions_and_logout(backend: Backend) {
         renamed_on_a.1.contains("<h1>Grace</h1>"),
         "B's change counts on A"
     );
+    assert!(counted_on_a.1.contains("for the first time"));
+    assert!(counted_on_b.1.contains("visited this page 2 times"));
+    assert!(
+        counted_on_a_again.1.contains("visited this page 3 times"),
+        "A's count follows B's: {}",
+        counted_on_a_again.1
+    );
     assert!(
         seen_on_a.1.contains("user logged out!"),
         "logout on B ends it on A"
     );
     assert!(a.rows().await.is_empty());
+
+    // A write on A after the logout on B starts a new session: the old one is neither revived
+    // nor reported as ended mid-request (it ended before this request began).
+    let after_logout = a.get_with_cookie("/user/Linus", &cookie).await;
+    let fresh_cookie = a.raw_cookie().expect("a new cookie");
+    assert_status(&read(after_logout).await, Status::Ok);
+    assert_ne!(fresh_cookie, cookie);
+    let rows = a.rows().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].data["name"], "Linus");
 }
 
 /// Whether the app ignites with this configuration.

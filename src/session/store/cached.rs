@@ -9,7 +9,7 @@ use std::time::Duration;
 use quick_cache::sync::Cache;
 
 use super::listen::Barrier;
-use super::{Record, Rekeyed, SessionStore, StoreStats};
+use super::{Loaded, Record, Rekeyed, SessionStore, StoreStats};
 use crate::session::{IdHash, SessionError, now_ms};
 
 /// Locks guarding the cache's per-session write counters (striped by ID hash, like the
@@ -137,6 +137,20 @@ impl<S: SessionStore> CachedStore<S> {
         }
     }
 
+    /// Reads `id` from the database, and caches it unless a write overtook the read.
+    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        let ticket = *self.counter(id);
+        let loaded = self.inner.load(id, now).await?;
+        let counter = self.counter(id);
+        match &loaded {
+            Some(record) if *counter == ticket => self.insert(id, record),
+            _ => {
+                self.cache.remove(id);
+            }
+        }
+        Ok(loaded)
+    }
+
     fn insert(&self, id: &IdHash, record: &Record) {
         if !self.is_trusted() {
             return;
@@ -205,16 +219,24 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                 return Ok(Some(record));
             }
         }
-        let ticket = *self.counter(id);
-        let loaded = self.inner.load(id, now).await?;
-        let counter = self.counter(id);
-        match &loaded {
-            Some(record) if *counter == ticket => self.insert(id, record),
-            _ => {
-                self.cache.remove(id);
-            }
+        self.read_through(id, now).await
+    }
+
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<Option<Loaded>, SessionError> {
+        if let Some(record) = self.cached(id, now) {
+            // Without a barrier this process is the only writer: the copy is current.
+            let confirmed = self.barrier.is_none();
+            return Ok(Some(Loaded { record, confirmed }));
         }
-        Ok(loaded)
+        let loaded = self.read_through(id, now).await?;
+        Ok(loaded.map(|record| Loaded {
+            record,
+            confirmed: true,
+        }))
     }
 
     async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
@@ -467,6 +489,40 @@ mod tests {
             loaded,
             Some(record(2, 1000, "new")),
             "the evicted copy was not served"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_hit_skips_the_barrier_and_says_so() {
+        let (barrier, mut barriers) = listen::barrier();
+        let shared = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
+        shared.trust_for(Duration::from_secs(60));
+        let sole = CachedStore::new(MemoryStore::default(), 10);
+        let id = SessionId::generate().hash();
+        for store in [&shared, &sole] {
+            store
+                .create(&id, &record(1, 1000, "a"))
+                .await
+                .expect("create");
+        }
+
+        let from_shared = shared.load_unconfirmed(&id, 10).await.expect("load");
+        let from_sole = sole.load_unconfirmed(&id, 10).await.expect("load");
+
+        let unconfirmed = Loaded {
+            record: record(1, 1000, "a"),
+            confirmed: false,
+        };
+        assert_eq!(from_shared, Some(unconfirmed.clone()));
+        assert!(barriers.try_recv().is_err(), "nobody waited at the barrier");
+        assert_eq!(shared.inner.loads.load(Ordering::SeqCst), 0, "no query");
+        assert_eq!(
+            from_sole,
+            Some(Loaded {
+                confirmed: true,
+                ..unconfirmed
+            }),
+            "a sole writer's cache is always current"
         );
     }
 

@@ -28,6 +28,14 @@ pub struct Record {
     pub expires_at: i64,
 }
 
+/// A session read by [`SessionStore::load_unconfirmed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub record: Record,
+    /// `false` for a cached copy that other instances may have changed or ended since.
+    pub confirmed: bool,
+}
+
 /// What a change of a session's ID did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rekeyed {
@@ -50,6 +58,21 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The live session with this ID, if any.
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError>;
+
+    /// Like [`load`](Self::load), but a cache may answer before it knows it has heard every
+    /// change other instances committed. Such a copy is good enough to write from (the write's
+    /// version check catches a stale one), but must be read again with `load` before any of it
+    /// is shown.
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: i64,
+    ) -> Result<Option<Loaded>, SessionError> {
+        Ok(self.load(id, now).await?.map(|record| Loaded {
+            record,
+            confirmed: true,
+        }))
+    }
 
     /// Replaces the data and deadline if the stored version is still `record.version - 1` and the
     /// session is live; `Ok(false)` if another write got there first or the session ended.
