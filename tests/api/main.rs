@@ -13,6 +13,7 @@ mod crash;
 mod expiry;
 mod hostile;
 mod instances;
+mod notify;
 mod outage;
 mod pages;
 mod purge;

@@ -167,7 +167,7 @@ fn buffered(listener: &mut PgListener) -> Option<PgNotification> {
 fn apply(store: &CachedStore<PostgresStore>, payload: &str, instance: &str) {
     match parse(payload) {
         Some((from, _)) if from == instance => {}
-        Some((_, id)) => store.invalidate(&id),
+        Some((_, ids)) => ids.iter().for_each(|id| store.invalidate(id)),
         // Not ours to read: forget everything rather than risk a stale session.
         None => {
             store.distrust();
@@ -176,12 +176,18 @@ fn apply(store: &CachedStore<PostgresStore>, payload: &str, instance: &str) {
     }
 }
 
-/// `"<application_name> <64 hex digits>"` → the name and the ID hash.
-fn parse(payload: &str) -> Option<(&str, IdHash)> {
-    let (from, digits) = payload.rsplit_once(' ')?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(digits, &mut hash).ok()?;
-    Some((from, IdHash(hash)))
+/// `"<application_name> <hex>,<hex>,…"` (64 hex digits per ID hash) → the name and the hashes.
+fn parse(payload: &str) -> Option<(&str, Vec<IdHash>)> {
+    let (from, list) = payload.rsplit_once(' ')?;
+    let ids = list
+        .split(',')
+        .map(|digits| {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(digits, &mut hash).ok()?;
+            Some(IdHash(hash))
+        })
+        .collect::<Option<_>>()?;
+    Some((from, ids))
 }
 
 /// A name for this instance's connections that no other instance shares.
@@ -211,15 +217,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_name_the_instance_and_the_session() {
-        let hex = "ab".repeat(32);
-        let payload = format!("latch-0011 {hex}");
+    fn payloads_name_the_instance_and_the_sessions() {
+        let (a, b) = ("ab".repeat(32), "0c".repeat(32));
 
-        let (from, id) = parse(&payload).expect("parsed");
+        let (single, pair) = (format!("latch-0011 {a}"), format!("latch-0011 {a},{b}"));
+
+        let (from, one) = parse(&single).expect("one ID");
+        let (_, two) = parse(&pair).expect("two IDs");
 
         assert_eq!(from, "latch-0011");
-        assert_eq!(id.0, [0xab; 32]);
+        assert_eq!(one, vec![IdHash([0xab; 32])]);
+        assert_eq!(two, vec![IdHash([0xab; 32]), IdHash([0x0c; 32])]);
         assert!(parse("latch-0011 xyz").is_none());
+        assert!(parse(&format!("latch-0011 {a},")).is_none());
         assert!(parse(&format!("latch {}", "zz".repeat(32))).is_none());
     }
 }

@@ -1,0 +1,86 @@
+//! The Postgres trigger that tells other instances which sessions changed
+//! (`migrations/postgres`): one statement, a few notifications, every changed live session named.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use latch::session::PostgresStore;
+use latch::session::store::listen::CHANNEL;
+use sqlx::postgres::{PgListener, PgPool};
+
+use crate::helpers::{Backend, TestDb};
+
+const LIVE: usize = 250;
+const EXPIRED: usize = 10;
+
+#[tokio::test]
+async fn one_statement_announces_every_live_session_it_changed_a_hundred_per_notification() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let pool = PgPool::connect(db.url()).await.expect("connect");
+    PostgresStore::migrate(&pool).await.expect("migrate");
+    // Hashes of the numbers 1..=260; the last ten rows expired long ago.
+    sqlx::query(
+        "insert into sessions (id_hash, data, version, created_at, expires_at)
+         select sha256(i::text::bytea), '{}', 0, 0,
+                case when i <= $1 then 9000000000000 else 1 end
+         from generate_series(1, $2) i",
+    )
+    .bind(LIVE as i64)
+    .bind((LIVE + EXPIRED) as i64)
+    .execute(&pool)
+    .await
+    .expect("seed");
+    let live: BTreeSet<String> =
+        sqlx::query_scalar("select encode(id_hash, 'hex') from sessions where expires_at > 1")
+            .fetch_all(&pool)
+            .await
+            .expect("live hashes")
+            .into_iter()
+            .collect();
+    let mut listener = PgListener::connect_with(&pool).await.expect("listener");
+    listener.listen(CHANNEL).await.expect("listen");
+    let mut other = pool.acquire().await.expect("connection");
+    sqlx::query("set application_name = 'latch-other'")
+        .execute(&mut *other)
+        .await
+        .expect("name the connection");
+
+    sqlx::query("update sessions set version = version + 1")
+        .execute(&mut *other)
+        .await
+        .expect("update every row");
+    let updated = receive(&mut listener).await;
+    sqlx::query("delete from sessions")
+        .execute(&mut *other)
+        .await
+        .expect("delete every row");
+    let deleted = receive(&mut listener).await;
+
+    for (what, payloads) in [("update", updated), ("delete", deleted)] {
+        assert_eq!(
+            payloads.len(),
+            3,
+            "{what}: one notification per 100 sessions"
+        );
+        let mut named = BTreeSet::new();
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{what}: under the payload limit");
+            let (from, list) = payload.split_once(' ').expect("sender, then IDs");
+            assert_eq!(from, "latch-other", "{what}: names the sender");
+            named.extend(list.split(',').map(str::to_owned));
+        }
+        assert_eq!(named, live, "{what}: every live session, no expired one");
+    }
+}
+
+/// The notifications of one statement: all that arrive until none has come for a moment.
+async fn receive(listener: &mut PgListener) -> Vec<String> {
+    let mut payloads = Vec::new();
+    while let Ok(received) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        payloads.push(received.expect("notification").payload().to_owned());
+    }
+    payloads
+}
