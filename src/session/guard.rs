@@ -18,8 +18,10 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 
 /// The current request's session.
 ///
-/// Getting the guard costs nothing without a session cookie, and one indexed read with one.
-/// Reads are served from what was loaded; every change is written to the store before the
+/// Getting the guard costs nothing without a session cookie, and one indexed read (or a cache
+/// hit) with one. Reads are served from what was loaded; where the cache may not yet have heard
+/// of another instance's change, the first `get` or `exists` confirms the copy, while a handler
+/// that only writes never waits for that. Every change is written to the store before the
 /// method returns, so a handler that got `Ok` may tell the user it was saved.
 #[derive(Clone, Copy)]
 pub struct Session<'r> {

@@ -29,7 +29,8 @@
 //!   `store/batch.rs`). On SQLite, where this process is the only writer, a [`CachedStore`]
 //!   serves reads of recently used sessions from memory. On Postgres, loads that arrive together
 //!   are fetched with one query, and the cache (`postgres_cache`) is kept in step with other
-//!   instances by notifications, waiting for them before a hit is served (`store/listen.rs`).
+//!   instances by notifications, waiting for them before a hit is shown (`store/listen.rs`); a
+//!   write from a hit needs no wait, since its version check catches a stale copy.
 //! - **Expired rows are purged** by a background task ([`purge::fairing`]) in bounded batches.
 //!   Until then they are invisible: every read and write checks the deadline itself.
 //! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or
