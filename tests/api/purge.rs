@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use latch::session::purge::{self, purge_expired};
 use latch::session::{
-    IdHash, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId, SessionStore,
-    Sessions, StoreStats, now_ms,
+    IdHash, PostgresStore, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId,
+    SessionStore, Sessions, StoreStats, now_ms,
 };
 use serde_json::json;
+use sqlx::postgres::PgPool;
 
-use crate::helpers::{Backend, TestApp, backend_tests};
+use crate::helpers::{Backend, TestApp, TestDb, backend_tests};
 
 backend_tests!(
     a_purge_pass_removes_expired_sessions_and_keeps_live_ones,
@@ -164,4 +165,39 @@ async fn the_background_task_survives_a_failed_pass() {
         "the pass after the failure ran too ({calls} calls)"
     );
     client.terminate().await;
+}
+
+/// However many rows have expired, a Postgres purge batch reads only the rows it deletes: the
+/// `expires_at` index to find them, the primary key to delete them, never the whole table.
+#[tokio::test]
+async fn a_postgres_purge_batch_does_not_scan_the_table() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let pool = PgPool::connect(db.url()).await.expect("connect");
+    PostgresStore::migrate(&pool).await.expect("migrate");
+    sqlx::query(
+        "insert into sessions (id_hash, data, version, created_at, expires_at)
+         select sha256(i::text::bytea), '{}', 0, 0, i from generate_series(1, 50000) i",
+    )
+    .execute(&pool)
+    .await
+    .expect("seed expired rows");
+    sqlx::query("analyze sessions")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+
+    let explain = format!("explain {}", PostgresStore::PURGE_BATCH);
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+        .bind(now_ms())
+        .bind(1000_i64)
+        .fetch_all(&pool)
+        .await
+        .expect("explain");
+    let plan = plan.join("\n");
+
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(plan.contains("sessions_expires_at_idx"), "{plan}");
+    assert!(plan.contains("sessions_pkey"), "{plan}");
 }
