@@ -9,6 +9,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::{SessionError, SessionStore, Sessions, error_chain, now_ms};
 
+/// How much longer than a batch took the purge pauses after it. At 2, a million-row pass raised
+/// W1's p99 on Postgres 2.7-fold on the benchmark machine; at 4, see `docs/BENCHMARKS.md`.
+const PAUSE_FACTOR: u32 = 4;
 /// Longest pause between two purge batches.
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
@@ -16,8 +19,9 @@ const MAX_PAUSE: Duration = Duration::from_millis(200);
 /// so a large backlog is worked off in short transactions that requests can slip between.
 /// Returns how many rows it removed. Safe to run from several app instances at once.
 ///
-/// After each full batch it pauses twice as long as the batch took (up to 200 ms): a backlog of
-/// a million rows then takes at most a third of the database's time, and requests keep the rest.
+/// After each full batch it pauses `PAUSE_FACTOR` times as long as the batch took (up to 200 ms):
+/// a backlog of a million rows then takes at most a fifth of the database's time, and requests
+/// keep the rest.
 pub async fn purge_expired(
     store: &dyn SessionStore,
     now: i64,
@@ -31,7 +35,7 @@ pub async fn purge_expired(
         if deleted < u64::from(batch_size) {
             return Ok(total);
         }
-        tokio::time::sleep((started.elapsed() * 2).min(MAX_PAUSE)).await;
+        tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).min(MAX_PAUSE)).await;
     }
 }
 
