@@ -5,11 +5,12 @@ use std::io::Write as _;
 use std::sync::{Arc, Once};
 
 use latch::db::Database;
-use latch::session::{IdHash, SessionId, SessionStore, Sessions};
+use latch::session::{IdHash, PostgresStore, SessionId, SessionStore, Sessions};
 use rocket::figment::Figment;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::Value;
+use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Row};
 
 /// The admin URL of a Postgres server to make per-test databases on, e.g.
@@ -100,6 +101,25 @@ impl TestDb {
         match self {
             Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
         }
+    }
+
+    /// A migrated Postgres database holding `count` sessions inserted straight into the table,
+    /// for tests of the SQL itself: row `i` (1..=count) has the ID hash `sha256(i)` and the
+    /// deadline `expires_at`, an SQL expression in `i`. `None` when Postgres is skipped.
+    pub async fn seeded_postgres(count: i64, expires_at: &str) -> Option<(Self, PgPool)> {
+        let db = Self::create(Backend::Postgres).await?;
+        let pool = PgPool::connect(db.url()).await.expect("connect");
+        PostgresStore::migrate(&pool).await.expect("migrate");
+        sqlx::query(AssertSqlSafe(format!(
+            "insert into sessions (id_hash, data, version, created_at, expires_at) \
+             select sha256(i::text::bytea), '{{}}', 0, 0, {expires_at} \
+             from generate_series(1, $1) i"
+        )))
+        .bind(count)
+        .execute(&pool)
+        .await
+        .expect("seed sessions");
+        Some((db, pool))
     }
 }
 

@@ -4,34 +4,22 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use latch::session::PostgresStore;
 use latch::session::store::listen::CHANNEL;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::PgListener;
 
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::TestDb;
 
 const LIVE: usize = 250;
 const EXPIRED: usize = 10;
 
 #[tokio::test]
 async fn a_statement_announces_every_live_session_it_changed_updates_a_hundred_at_a_time() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
+    // Hashes of the numbers 1..=260; the last ten rows expired long ago.
+    let deadline = format!("case when i <= {LIVE} then 9000000000000 else 1 end");
+    let Some((_db, pool)) = TestDb::seeded_postgres((LIVE + EXPIRED) as i64, &deadline).await
+    else {
         return;
     };
-    let pool = PgPool::connect(db.url()).await.expect("connect");
-    PostgresStore::migrate(&pool).await.expect("migrate");
-    // Hashes of the numbers 1..=260; the last ten rows expired long ago.
-    sqlx::query(
-        "insert into sessions (id_hash, data, version, created_at, expires_at)
-         select sha256(i::text::bytea), '{}', 0, 0,
-                case when i <= $1 then 9000000000000 else 1 end
-         from generate_series(1, $2) i",
-    )
-    .bind(LIVE as i64)
-    .bind((LIVE + EXPIRED) as i64)
-    .execute(&pool)
-    .await
-    .expect("seed");
     let live: BTreeSet<String> =
         sqlx::query_scalar("select encode(id_hash, 'hex') from sessions where expires_at > 1")
             .fetch_all(&pool)

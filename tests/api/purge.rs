@@ -9,7 +9,6 @@ use latch::session::{
     SessionStore, Sessions, StoreStats, now_ms,
 };
 use serde_json::json;
-use sqlx::postgres::PgPool;
 
 use crate::helpers::{Backend, TestApp, TestDb, backend_tests};
 
@@ -171,18 +170,9 @@ async fn the_background_task_survives_a_failed_pass() {
 /// `expires_at` index to find them, the primary key to delete them, never the whole table.
 #[tokio::test]
 async fn a_postgres_purge_batch_does_not_scan_the_table() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
+    let Some((_db, pool)) = TestDb::seeded_postgres(50_000, "i").await else {
         return;
     };
-    let pool = PgPool::connect(db.url()).await.expect("connect");
-    PostgresStore::migrate(&pool).await.expect("migrate");
-    sqlx::query(
-        "insert into sessions (id_hash, data, version, created_at, expires_at)
-         select sha256(i::text::bytea), '{}', 0, 0, i from generate_series(1, 50000) i",
-    )
-    .execute(&pool)
-    .await
-    .expect("seed expired rows");
     sqlx::query("analyze sessions")
         .execute(&pool)
         .await
