@@ -351,10 +351,9 @@ impl Session<'_> {
             let unchanged = data == current.data;
             if unchanged && confirmed {
                 self.cell.set(Some(Active {
-                    id: active.id,
                     record: current,
-                    new: active.new,
                     confirmed,
+                    ..active
                 }));
                 return Ok(Some(outcome));
             }
@@ -374,10 +373,9 @@ impl Session<'_> {
                         now,
                     );
                     self.cell.set(Some(Active {
-                        id: active.id,
                         record: next,
-                        new: active.new,
                         confirmed: true,
+                        ..active
                     }));
                     return Ok(Some(outcome));
                 }
