@@ -37,8 +37,14 @@ sync
 BIN=target/release/latch
 WORK=$(mktemp -d)
 SERVER_PID=
+DATABASES=()
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  # A purge run leaves a million dead rows behind: dropped, they cannot draw autovacuum into a
+  # later run's measurements.
+  for name in "${DATABASES[@]}"; do
+    psql "$PGURL" -qc "drop database if exists $name" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -96,6 +102,7 @@ bench_backend() { # sqlite|postgres
   else
     local name="latch_bench_$$"
     psql "$PGURL" -qc "drop database if exists $name" -c "create database $name" >/dev/null 2>&1
+    DATABASES+=("$name")
     url="${PGURL%/*}/$name"
   fi
   start_server "$url"
@@ -143,6 +150,7 @@ bench_purge() { # sqlite|postgres
   else
     local name="latch_purge_$$"
     psql "$PGURL" -qc "drop database if exists $name" -c "create database $name" >/dev/null 2>&1
+    DATABASES+=("$name")
     url="${PGURL%/*}/$name"
   fi
   DATABASE_URL="$url" "$BIN" migrate >/dev/null
