@@ -9,8 +9,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::{SessionError, SessionStore, Sessions, error_chain, now_ms};
 
-/// How much longer than a batch took the purge pauses after it. At 2, a million-row pass raised
-/// W1's p99 on Postgres 2.7-fold on the benchmark machine; at 4, see `docs/BENCHMARKS.md`.
+/// How much longer than a batch took the purge pauses after it. On the benchmark machine a
+/// million-row pass raised W1's p99 on Postgres 1.9-fold at 2, and 1.24–1.36-fold at 4 (see
+/// `docs/BENCHMARKS.md`).
 const PAUSE_FACTOR: u32 = 4;
 /// Longest pause between two purge batches.
 const MAX_PAUSE: Duration = Duration::from_millis(200);
