@@ -5,7 +5,6 @@
   db.py snapshot DATABASE_URL     print {hash: [version, expires_at]} of every session as JSON
   db.py diff BEFORE AFTER         how many sessions differ between two snapshots (JSON files)
   db.py count DATABASE_URL        number of rows in sessions
-  db.py expired DATABASE_URL      1 if any row in sessions has expired, else 0 (cheap: one index probe)
   db.py wait-purged DATABASE_URL SECONDS
                                   poll every 0.5 s until no row has expired; print the Unix time it
                                   saw that (nothing if SECONDS passed first)
@@ -108,10 +107,6 @@ def main():
         diff(args[0], args[1])
     elif command == "count":
         print(query(args[0], "select count(*) from sessions")[0][0])
-    elif command == "expired":
-        now_ms = int(time.time() * 1000)
-        found = query(args[0], f"select 1 from sessions where expires_at <= {now_ms} limit 1")
-        print(1 if found else 0)
     elif command == "wait-purged":
         wait_purged(args[0], float(args[1]))
     elif command == "seed-expired":
