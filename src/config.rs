@@ -1,11 +1,12 @@
 //! The app's typed configuration, read from Rocket's figment (`Rocket.toml`, `ROCKET_*`, and
-//! `DATABASE_URL`).
+//! `DATABASE_URL`), checked key by key before anything starts.
 
 use rocket::figment::Figment;
 use rocket::figment::providers::Env;
+use rocket::figment::value::Dict;
 use serde::Deserialize;
 
-use crate::session::SessionConfig;
+use crate::session::{ConfigError, SessionConfig, check_range};
 
 /// Everything latch reads from configuration besides Rocket's own keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,9 +20,37 @@ pub struct Config {
     /// Seconds to wait for a connection (or, on SQLite, for a lock) before answering 503.
     #[serde(default = "default_database_timeout")]
     pub database_timeout: u64,
-    #[serde(default)]
+    #[serde(skip)]
     pub session: SessionConfig,
 }
+
+/// Rocket's own top-level keys, and latch's: anything else is a typo.
+const KNOWN_KEYS: &[&str] = &[
+    // Rocket 0.5
+    "address",
+    "port",
+    "workers",
+    "max_blocking",
+    "ident",
+    "ip_header",
+    "proxy_proto_header",
+    "limits",
+    "temp_dir",
+    "keep_alive",
+    "tls",
+    "secret_key",
+    "shutdown",
+    "log_level",
+    "cli_colors",
+    // the name of the config file, when given as ROCKET_CONFIG
+    "config",
+    // latch
+    "database_url",
+    "database_max_connections",
+    "database_timeout",
+    "previous_secret_keys",
+    "session",
+];
 
 fn default_database_url() -> String {
     "sqlite://data/latch.db".into()
@@ -35,8 +64,79 @@ fn default_database_timeout() -> u64 {
     5
 }
 
+impl Config {
+    /// Reads and checks every setting latch uses.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
+    pub fn load(figment: &Figment) -> Result<Self, ConfigError> {
+        let keys: Dict = figment
+            .extract()
+            .map_err(|error| ConfigError::from_figment(&error))?;
+        if let Some(unknown) = keys.keys().find(|key| !KNOWN_KEYS.contains(&key.as_str())) {
+            return Err(ConfigError::new(
+                unknown,
+                "is not a setting latch or Rocket knows (see the README's configuration table)",
+            ));
+        }
+        let mut config: Self = figment
+            .extract()
+            .map_err(|error| ConfigError::from_figment(&error))?;
+        check_range(
+            "database_max_connections",
+            config.database_max_connections,
+            1,
+            1000,
+            " connections",
+        )?;
+        check_range(
+            "database_timeout",
+            config.database_timeout,
+            1,
+            3600,
+            " seconds",
+        )?;
+        config.session = SessionConfig::from_figment(figment)?;
+        Ok(config)
+    }
+}
+
 /// Rocket's usual figment plus `DATABASE_URL`, the variable sqlx-cli and most hosts use, which
 /// wins over `database_url` from `Rocket.toml`.
 pub fn figment() -> Figment {
     rocket::Config::figment().merge(Env::raw().only(&["DATABASE_URL"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_defaults_load() {
+        let config = Config::load(&Figment::new()).expect("valid");
+        assert_eq!(config.database_max_connections, 8);
+        assert_eq!(config.session, SessionConfig::default());
+    }
+
+    #[test]
+    fn pool_settings_out_of_range_are_refused_naming_the_key() {
+        for (key, value) in [
+            ("database_max_connections", json!(0)),
+            ("database_timeout", json!(0)),
+            ("database_timeout", json!(u64::MAX)),
+        ] {
+            let error = Config::load(&Figment::new().merge((key, value))).expect_err("refused");
+            assert_eq!(error.key, key, "{error}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_top_level_key_is_refused() {
+        let error = Config::load(&Figment::new().merge(("databse_url", "sqlite://x.db")))
+            .expect_err("a typo");
+        assert_eq!(error.key, "databse_url");
+    }
 }

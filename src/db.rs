@@ -13,20 +13,24 @@ use sqlx::sqlite::{
 use crate::config::Config;
 use crate::session::store::listen;
 use crate::session::{
-    CachedStore, PostgresStore, SessionConfig, SessionError, SessionStore, Sessions, SqliteStore,
-    error_chain,
+    CachedStore, ConfigError, PostgresStore, PreviousKeys, SessionConfig, SessionError,
+    SessionStore, Sessions, SqliteStore, error_chain,
 };
 
 /// Why the database could not be set up at launch.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    #[error(transparent)]
+    Config(ConfigError),
     #[error("database_url must start with `sqlite:` or `postgres:` (got `{0}:`)")]
     UnsupportedScheme(String),
     #[error("database_url is not a valid URL")]
     InvalidUrl(#[source] sqlx::Error),
     #[error("could not create the folder for the SQLite database")]
     CreateDir(#[source] std::io::Error),
-    #[error("could not connect to the database")]
+    #[error(
+        "could not connect to the database at database_url (is it running, and is the URL right?)"
+    )]
     Connect(#[source] sqlx::Error),
     #[error("could not apply migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -159,38 +163,44 @@ impl Database {
 
 /// Connects, migrates, and hands the session layer its store and settings (as managed
 /// `Database` and `Sessions`). A bad configuration or an unreachable database stops the launch
-/// with a message saying which.
+/// with a message saying which. An app that already manages both (as [`crate::launch::serve`]
+/// does, having opened them before Rocket starts) keeps them.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Database and sessions", |rocket| async {
-        let config: Config = match rocket.figment().extract() {
-            Ok(config) => config,
-            Err(error) => {
-                log::error!("invalid configuration: {error}");
-                return Err(rocket);
-            }
-        };
-        if let Err(problem) = config.session.validate() {
-            log::error!("invalid configuration: {problem}");
-            return Err(rocket);
+        if rocket.state::<Sessions>().is_some() && rocket.state::<Database>().is_some() {
+            return Ok(rocket);
         }
-        let (database, store) = match setup(&config).await {
-            Ok(ready) => ready,
-            Err(error) => {
-                log::error!("database setup failed: {}", error_chain(&error));
-                return Err(rocket);
-            }
+        let ready = async {
+            let config = Config::load(rocket.figment()).map_err(SetupError::Config)?;
+            let previous =
+                PreviousKeys::from_figment(rocket.figment()).map_err(SetupError::Config)?;
+            open(&config, previous).await
         };
-        let sessions = Sessions::new(store, config.session);
-        Ok(rocket.manage(database).manage(sessions))
+        match ready.await {
+            Ok((database, sessions)) => Ok(rocket.manage(database).manage(sessions)),
+            Err(error) => {
+                log::error!("{}", error_chain(&error));
+                Err(rocket)
+            }
+        }
     })
 }
 
-async fn setup(config: &Config) -> Result<(Database, Arc<dyn SessionStore>), SetupError> {
+/// Connects, migrates and opens the session store: everything the app's managed state needs.
+///
+/// # Errors
+///
+/// A [`SetupError`] saying which step failed and why.
+pub async fn open(
+    config: &Config,
+    previous_keys: PreviousKeys,
+) -> Result<(Database, Sessions), SetupError> {
     let database = Database::connect(config).await?;
     database.migrate().await?;
     let store = database
         .session_store(&config.session)
         .await
         .map_err(SetupError::Store)?;
-    Ok((database, store))
+    let sessions = Sessions::new(store, config.session.clone()).with_previous_keys(previous_keys);
+    Ok((database, sessions))
 }

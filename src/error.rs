@@ -6,7 +6,9 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::{Json, json};
 use rocket::{Catcher, catch, catchers};
-use rocket_dyn_templates::{Template, context};
+use serde_json::json as context;
+
+use crate::templates::Page;
 
 use crate::name::NameError;
 use crate::session::{SessionError, error_chain};
@@ -20,6 +22,9 @@ pub enum AppError {
     /// The request body is larger than the configured limit.
     #[error("the request body is too large")]
     TooLarge,
+    /// The request body is not of a type the endpoint takes.
+    #[error("send the body as JSON, with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     #[error("invalid name: {0}")]
     InvalidName(#[from] NameError),
     #[error(transparent)]
@@ -31,6 +36,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => Status::BadRequest,
             Self::TooLarge => Status::PayloadTooLarge,
+            Self::UnsupportedMediaType => Status::UnsupportedMediaType,
             Self::InvalidName(_) => Status::UnprocessableEntity,
             Self::Session(error) => error.status(),
         }
@@ -79,9 +85,14 @@ impl<'r> Responder<'r, 'static> for ApiError {
 pub fn status_message(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",
+        403 => {
+            "This request was refused: it came from another site, or its form was out of \
+                date. Reload the page and try again."
+        }
         404 => "There is nothing at this address.",
         409 => "Your session ended while this request was using it. Please try again.",
         413 => "That request is too large.",
+        415 => "The request body is not of a type this address takes.",
         422 => "The request was understood, but its content is not valid.",
         503 => "The session store is unavailable right now. Please try again in a moment.",
         500..=599 => "Something went wrong on our side.",
@@ -89,16 +100,16 @@ pub fn status_message(status: Status) -> &'static str {
     }
 }
 
-fn error_page(status: Status, message: &str) -> (Status, Template) {
-    let page = Template::render(
+fn error_page(status: Status, message: &str) -> (Status, Page) {
+    let page = Page::render(
         "error",
-        context! { code: status.code, reason: status.reason_lossy(), message },
+        context!({ "code": status.code, "reason": status.reason_lossy(), "message": message }),
     );
     (status, page)
 }
 
 #[catch(default)]
-fn page_catcher(status: Status, _: &Request<'_>) -> (Status, Template) {
+fn page_catcher(status: Status, _: &Request<'_>) -> (Status, Page) {
     error_page(status, status_message(status))
 }
 

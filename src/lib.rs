@@ -3,21 +3,22 @@
 //!
 //! The session layer lives in [`session`] and knows nothing of the pages; [`routes`] are the
 //! pages and JSON API that use it. [`rocket`] builds the whole app; the binary and the tests
-//! both call it.
+//! both call it, and [`launch::serve`] runs it from the binary.
 
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod headers;
+pub mod launch;
 pub mod name;
 pub mod ops;
 pub mod routes;
 pub mod secret;
 pub mod session;
+pub mod templates;
 
 use rocket::figment::Figment;
-use rocket::fs::FileServer;
 use rocket::{Build, Rocket};
-use rocket_dyn_templates::Template;
 
 pub use config::figment;
 
@@ -27,11 +28,13 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(secret::stage())
         .attach(db::stage())
         .attach(session::purge::fairing())
-        .attach(Template::fairing())
+        .attach(session::no_store::NoStore)
+        .attach(headers::fairing())
+        .attach(templates::stage())
         .mount("/", routes::pages())
         .mount("/name", routes::api())
         .mount("/", routes::health())
-        .mount("/static", FileServer::from("static"))
+        .mount("/", templates::routes())
         .register("/", error::page_catchers())
         .register("/name", error::json_catchers())
 }

@@ -46,10 +46,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Serve = command {
-        return match latch::rocket(latch::figment()).launch().await {
-            Ok(_) => ExitCode::SUCCESS,
-            // Rocket has already reported why.
-            Err(_) => ExitCode::FAILURE,
+        return match latch::launch::serve(latch::figment()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
         };
     }
     let outcome = async {

@@ -2,10 +2,13 @@
 
 use std::fmt;
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 /// The longest name accepted, in characters (Unicode scalar values), not bytes.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// A name that passed validation: 1 to 64 characters, none of them control characters.
+/// A name that passed validation: 1 to 64 characters, none of them control or format
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);
 
@@ -18,6 +21,13 @@ pub enum NameError {
     TooLong,
     #[error("the name contains control characters (such as newlines or tabs)")]
     ControlCharacter,
+    /// Unicode format characters (category Cf) are invisible, and bidi controls among them can
+    /// make a name display as something else.
+    #[error(
+        "the name contains invisible formatting characters (such as bidi overrides, \
+         zero-width spaces or byte order marks)"
+    )]
+    FormatCharacter,
     /// Rocket decodes URLs and forms lossily, turning bytes that are not UTF-8 into U+FFFD.
     #[error("the name is not valid UTF-8 text")]
     NotUtf8,
@@ -34,6 +44,12 @@ impl Name {
         }
         if input.chars().any(char::is_control) {
             return Err(NameError::ControlCharacter);
+        }
+        if input
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(NameError::FormatCharacter);
         }
         if input.contains(char::REPLACEMENT_CHARACTER) {
             return Err(NameError::NotUtf8);
@@ -83,6 +99,14 @@ mod tests {
         assert_eq!(Name::parse(&"a".repeat(65)), Err(NameError::TooLong));
         assert_eq!(Name::parse(&"é".repeat(65)), Err(NameError::TooLong));
         assert_eq!(Name::parse("bad\u{fffd}byte"), Err(NameError::NotUtf8));
+        for bad in [
+            "bidi\u{202e}txt",
+            "zero\u{200b}width",
+            "\u{feff}bom",
+            "soft\u{ad}hyphen",
+        ] {
+            assert_eq!(Name::parse(bad), Err(NameError::FormatCharacter), "{bad:?}");
+        }
         for bad in ["a\nb", "tab\there", "nul\0", "del\u{7f}", "c1\u{85}"] {
             assert_eq!(
                 Name::parse(bad),

@@ -7,15 +7,13 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::{Config, figment};
 use crate::db::{Database, SetupError};
 use crate::session::purge::purge_expired;
-use crate::session::{SessionConfig, SessionError, now_ms};
+use crate::session::{ConfigError, SessionConfig, SessionError, now_ms};
 
 /// Why an operator command failed; `main` prints it with its causes and exits non-zero.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error("invalid configuration")]
-    Config(#[source] Box<rocket::figment::Error>),
-    #[error("invalid configuration: {0}")]
-    Session(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("database setup failed")]
     Setup(#[from] SetupError),
     #[error("session store error")]
@@ -24,11 +22,7 @@ pub enum OpsError {
 
 /// The configuration the server would use.
 pub fn load_config() -> Result<Config, OpsError> {
-    let config: Config = figment()
-        .extract()
-        .map_err(|e| OpsError::Config(Box::new(e)))?;
-    config.session.validate().map_err(OpsError::Session)?;
-    Ok(config)
+    Ok(Config::load(&figment())?)
 }
 
 /// Applies pending migrations; returns a line for the operator.

@@ -10,38 +10,54 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rocket::config::SecretKey;
 use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
 
 /// Where the development key lives (git-ignored, like the rest of `data/`).
 pub const DEV_KEY_FILE: &str = "data/secret_key";
 
+/// Why no usable secret key could be found.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretKeyError {
+    #[error(
+        "no `secret_key` is configured, and session cookies need one that survives restarts: \
+         generate one with `openssl rand -base64 32` and pass it as ROCKET_SECRET_KEY"
+    )]
+    Missing,
+    #[error("could not read or create the development key {DEV_KEY_FILE}: {0}")]
+    DevKey(#[source] io::Error),
+}
+
 /// Without a configured `secret_key`, Rocket's debug profile would make a new random key at every
-/// start and orphan every cookie. This stage uses a key kept in [`DEV_KEY_FILE`] instead, creating
-/// it (mode 0600) on first run; in any other profile it refuses to launch and says what to do.
+/// start and orphan every cookie. In the debug profile this returns `figment` with the key kept
+/// in [`DEV_KEY_FILE`] (created, mode 0600, on first run); in any other profile it refuses.
+/// `None` when a key is configured and `figment` needs no change.
+///
+/// # Errors
+///
+/// [`SecretKeyError`]: no key outside debug, or the development key file is unusable.
+pub fn resolve(figment: &Figment) -> Result<Option<Figment>, SecretKeyError> {
+    // Rocket's own defaults hold an all-zero placeholder key; anything else, valid or not,
+    // was configured (and an invalid one is Rocket's to report).
+    match figment.extract_inner::<SecretKey>("secret_key") {
+        Ok(key) if !key.is_provided() => {}
+        _ => return Ok(None),
+    }
+    if figment.profile() != rocket::Config::DEBUG_PROFILE {
+        return Err(SecretKeyError::Missing);
+    }
+    let key = load_or_create(Path::new(DEV_KEY_FILE)).map_err(SecretKeyError::DevKey)?;
+    log::info!("using the development secret key in {DEV_KEY_FILE}");
+    Ok(Some(figment.clone().merge(("secret_key", key))))
+}
+
+/// [`resolve`] as a stage, for apps built with [`crate::rocket`] and launched by Rocket.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Secret key", |rocket| async {
-        let figment = rocket.figment();
-        // Rocket's own defaults hold an all-zero placeholder key; anything else, valid or not,
-        // was configured (and an invalid one is Rocket's to report).
-        match figment.extract_inner::<SecretKey>("secret_key") {
-            Ok(key) if !key.is_provided() => {}
-            _ => return Ok(rocket),
-        }
-        if figment.profile() != rocket::Config::DEBUG_PROFILE {
-            log::error!(
-                "no `secret_key` is configured, and session cookies need one that survives \
-                 restarts. Generate one with `openssl rand -base64 32` and pass it as \
-                 ROCKET_SECRET_KEY (or put it in an untracked Rocket.toml [release] table)."
-            );
-            return Err(rocket);
-        }
-        match load_or_create(Path::new(DEV_KEY_FILE)) {
-            Ok(key) => {
-                log::info!("using the development secret key in {DEV_KEY_FILE}");
-                let figment = figment.clone().merge(("secret_key", key));
-                Ok(rocket.configure(figment))
-            }
+        match resolve(rocket.figment()) {
+            Ok(None) => Ok(rocket),
+            Ok(Some(figment)) => Ok(rocket.configure(figment)),
             Err(error) => {
-                log::error!("could not read or create {DEV_KEY_FILE}: {error}");
+                log::error!("{error}");
                 Err(rocket)
             }
         }

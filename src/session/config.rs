@@ -1,6 +1,19 @@
-//! Session settings, read from the `session` table of Rocket's configuration.
+//! Session settings, read from the `session` table of Rocket's configuration, and their checks.
 
+use rocket::figment::Figment;
 use serde::Deserialize;
+
+/// The longest timeout or interval accepted, in seconds (ten years). Every time latch computes
+/// stays far inside `i64` milliseconds and `time`'s calendar with this bound.
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
+/// The most rows one purge statement may delete.
+pub const MAX_PURGE_BATCH: u32 = 100_000;
+/// The most sessions the cache may hold.
+pub const MAX_CACHE_CAPACITY: usize = 10_000_000;
+/// Bounds for `max_data_bytes`: room for a small object, and at most 1 MiB per session.
+pub const DATA_BYTES_RANGE: (usize, usize) = (64, 1 << 20);
+/// The longest default touch interval: a read extends the idle deadline at most once a minute.
+const DEFAULT_MAX_TOUCH_MS: i64 = 60_000;
 
 /// How sessions behave. Every field has a default, so an empty `[default.session]` table is valid;
 /// each can be overridden with Rocket's env form, e.g. `ROCKET_SESSION='{idle_timeout=60}'`.
@@ -15,7 +28,8 @@ pub struct SessionConfig {
     pub absolute_timeout: u64,
     /// Seconds a read may go without extending the idle deadline. Reads inside this window do not
     /// write to the database; the first read after it pushes the deadline (and the cookie) forward.
-    pub touch_interval: u64,
+    /// Unset, it follows `idle_timeout`: a quarter of it, at most 60 s.
+    pub touch_interval: Option<u64>,
     /// Seconds between purges of expired rows.
     pub purge_interval: u64,
     /// Rows deleted per statement by the purge, so a large backlog never locks the table for long.
@@ -27,8 +41,14 @@ pub struct SessionConfig {
     /// cache hit first waits until every change committed before it has arrived (one shared
     /// `select 1` on the listening connection), so another instance's logout counts at once.
     pub postgres_cache: bool,
-    /// Mark the cookie `Secure` (sent over HTTPS only). Turn on whenever the site is served over TLS.
+    /// Mark the session and CSRF cookies `Secure` (sent over HTTPS only). When not set, on in
+    /// Rocket's release profile and off in debug (see [`SessionConfig::from_figment`]).
     pub cookie_secure: bool,
+    /// The largest a session's data may grow, in bytes of its JSON form. A write past it fails
+    /// with [`SessionError::TooLarge`](super::SessionError::TooLarge) and stores nothing.
+    pub max_data_bytes: usize,
+    /// Name of the private cookie that carries the CSRF token of the app's forms.
+    pub csrf_cookie_name: String,
 }
 
 impl Default for SessionConfig {
@@ -37,38 +57,194 @@ impl Default for SessionConfig {
             cookie_name: "session".into(),
             idle_timeout: 3600,
             absolute_timeout: 86_400,
-            touch_interval: 60,
+            touch_interval: None,
             purge_interval: 60,
             purge_batch_size: 1000,
             cache_capacity: 10_000,
             postgres_cache: true,
             cookie_secure: false,
+            max_data_bytes: 16 * 1024,
+            csrf_cookie_name: "csrf".into(),
         }
     }
 }
 
+/// A setting that is missing its mark: which key, what it holds, and what it may hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{key}`: {problem}")]
+pub struct ConfigError {
+    /// The key as written in `Rocket.toml`, e.g. `session.idle_timeout`.
+    pub key: String,
+    /// What is wrong with it and what would be right.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &str, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// A figment extraction error, on one line, with the key it concerns.
+    pub fn from_figment(error: &rocket::figment::Error) -> Self {
+        let key = if error.path.is_empty() {
+            "(configuration)".to_owned()
+        } else {
+            error.path.join(".")
+        };
+        let mut problem = error.kind.to_string();
+        if let Some(source) = error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+            problem.push_str(&format!(" (from {source})"));
+        }
+        Self { key, problem }
+    }
+}
+
+/// Checks that `value` of `key` lies in `min..=max`.
+pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            key,
+            format!("{value} is out of range: use {min} to {max}{unit}"),
+        ));
+    }
+    Ok(())
+}
+
 impl SessionConfig {
-    /// Checks the settings against each other; the message names the key to fix.
-    pub fn validate(&self) -> Result<(), String> {
-        let valid_name = !self.cookie_name.is_empty()
-            && self
-                .cookie_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
-            return Err(format!(
-                "session.cookie_name {:?} is not a valid cookie name",
-                self.cookie_name
+    /// Reads the `session` table of `figment` (all defaults when absent) and checks it.
+    /// `cookie_secure`, when not set, is on in Rocket's release profile and off in debug.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        /// The top level, so that errors name keys by their full path (`session.…`).
+        #[derive(Deserialize)]
+        struct TopLevel {
+            #[serde(default)]
+            session: SessionConfig,
+        }
+        let mut config = figment
+            .extract::<TopLevel>()
+            .map_err(|error| ConfigError::from_figment(&error))?
+            .session;
+        if !figment.contains("session.cookie_secure") {
+            config.cookie_secure = figment.profile() == rocket::Config::RELEASE_PROFILE;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting's range and the settings against each other.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key to fix and the values it may take.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, name) in [
+            ("session.cookie_name", &self.cookie_name),
+            ("session.csrf_cookie_name", &self.csrf_cookie_name),
+        ] {
+            self.check_cookie_name(key, name)?;
+        }
+        if self.cookie_name == self.csrf_cookie_name {
+            return Err(ConfigError::new(
+                "session.csrf_cookie_name",
+                "must differ from session.cookie_name",
             ));
         }
-        if self.idle_timeout == 0 || self.absolute_timeout == 0 {
-            return Err("session.idle_timeout and session.absolute_timeout must be > 0".into());
+        let seconds = " seconds (at most 10 years)";
+        check_range(
+            "session.idle_timeout",
+            self.idle_timeout,
+            1,
+            MAX_SECONDS,
+            seconds,
+        )?;
+        check_range(
+            "session.absolute_timeout",
+            self.absolute_timeout,
+            1,
+            MAX_SECONDS,
+            seconds,
+        )?;
+        if let Some(touch) = self.touch_interval
+            && touch >= self.idle_timeout
+        {
+            return Err(ConfigError::new(
+                "session.touch_interval",
+                format!(
+                    "{touch} must be shorter than session.idle_timeout ({}); leave it unset to \
+                     follow the idle timeout",
+                    self.idle_timeout
+                ),
+            ));
         }
-        if self.touch_interval >= self.idle_timeout {
-            return Err("session.touch_interval must be shorter than session.idle_timeout".into());
+        check_range(
+            "session.purge_interval",
+            self.purge_interval,
+            1,
+            MAX_SECONDS,
+            seconds,
+        )?;
+        check_range(
+            "session.purge_batch_size",
+            self.purge_batch_size,
+            1,
+            MAX_PURGE_BATCH,
+            " rows",
+        )?;
+        check_range(
+            "session.cache_capacity",
+            self.cache_capacity,
+            0,
+            MAX_CACHE_CAPACITY,
+            " sessions",
+        )?;
+        check_range(
+            "session.max_data_bytes",
+            self.max_data_bytes,
+            DATA_BYTES_RANGE.0,
+            DATA_BYTES_RANGE.1,
+            " bytes",
+        )
+    }
+
+    /// A cookie name must be a token (RFC 6265); the `__Host-` and `__Secure-` prefixes make
+    /// browsers insist on `Secure` (and for `__Host-`, `Path=/` and no `Domain`, which latch
+    /// always sends), so they need `cookie_secure`.
+    fn check_cookie_name(&self, key: &str, name: &str) -> Result<(), ConfigError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "{name:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                ),
+            ));
         }
-        if self.purge_interval == 0 || self.purge_batch_size == 0 {
-            return Err("session.purge_interval and session.purge_batch_size must be > 0".into());
+        let prefixed = ["__Host-", "__Secure-"].iter().any(|prefix| {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        });
+        if prefixed && !self.cookie_secure {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "{name:?} needs session.cookie_secure = true (browsers drop such cookies without Secure)"
+                ),
+            ));
         }
         Ok(())
     }
@@ -81,8 +257,13 @@ impl SessionConfig {
         seconds_to_ms(self.absolute_timeout)
     }
 
-    pub(crate) fn touch_interval_ms(&self) -> i64 {
-        seconds_to_ms(self.touch_interval)
+    /// The touch interval in force: the configured one, or a quarter of the idle timeout
+    /// capped at a minute (so any idle timeout of a second or more works).
+    pub fn touch_interval_ms(&self) -> i64 {
+        match self.touch_interval {
+            Some(seconds) => seconds_to_ms(seconds),
+            None => (self.idle_timeout_ms() / 4).min(DEFAULT_MAX_TOUCH_MS),
+        }
     }
 }
 
@@ -92,7 +273,14 @@ fn seconds_to_ms(seconds: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use rocket::figment::providers::Serialized;
+    use serde_json::json;
+
     use super::*;
+
+    fn figment(session: &serde_json::Value) -> Figment {
+        Figment::from(Serialized::defaults(json!({ "session": session })))
+    }
 
     #[test]
     fn defaults_are_valid() {
@@ -100,13 +288,98 @@ mod tests {
     }
 
     #[test]
-    fn a_touch_interval_as_long_as_the_idle_timeout_is_refused() {
+    fn the_touch_interval_follows_a_short_idle_timeout() {
+        for (idle, touch_ms) in [(1, 250), (2, 500), (60, 15_000), (3600, 60_000)] {
+            let config = SessionConfig::from_figment(&figment(&json!({ "idle_timeout": idle })))
+                .expect("any idle timeout of a second or more is valid");
+            assert_eq!(config.touch_interval_ms(), touch_ms, "idle {idle}");
+        }
+    }
+
+    #[test]
+    fn the_readmes_example_is_valid() {
+        let config = figment(&json!({ "idle_timeout": 60, "purge_interval": 5 }));
+        assert!(SessionConfig::from_figment(&config).is_ok());
+    }
+
+    #[test]
+    fn an_explicit_touch_interval_as_long_as_the_idle_timeout_is_refused() {
         let config = SessionConfig {
             idle_timeout: 60,
-            touch_interval: 60,
+            touch_interval: Some(60),
             ..SessionConfig::default()
         };
-        assert!(config.validate().is_err());
+        let error = config.validate().expect_err("refused");
+        assert_eq!(error.key, "session.touch_interval");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        for (key, value) in [
+            ("idle_timeout", json!(0)),
+            ("idle_timeout", json!(100_000_000_000_000u64)),
+            ("absolute_timeout", json!(MAX_SECONDS + 1)),
+            ("purge_interval", json!(0)),
+            ("purge_batch_size", json!(0)),
+            ("cache_capacity", json!(MAX_CACHE_CAPACITY + 1)),
+            ("max_data_bytes", json!(10)),
+        ] {
+            let error = SessionConfig::from_figment(&figment(&json!({ key: value })))
+                .expect_err("out of range");
+            assert_eq!(error.key, format!("session.{key}"), "{error}");
+            assert!(error.problem.contains("use "), "{error}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused_naming_the_key() {
+        let typo = SessionConfig::from_figment(&figment(&json!({ "idle_timout": 60 })))
+            .expect_err("unknown key");
+        assert!(typo.to_string().contains("idle_timout"), "{typo}");
+        let wrong = SessionConfig::from_figment(&figment(&json!({ "idle_timeout": "soon" })))
+            .expect_err("wrong type");
+        assert_eq!(wrong.key, "session.idle_timeout", "{wrong}");
+    }
+
+    #[test]
+    fn cookies_are_secure_by_default_in_release_only() {
+        let release = Figment::new().select("release");
+        let debug = Figment::new().select("debug");
+        let explicit = release.clone().merge(("session.cookie_secure", false));
+
+        assert!(
+            SessionConfig::from_figment(&release)
+                .expect("valid")
+                .cookie_secure
+        );
+        assert!(
+            !SessionConfig::from_figment(&debug)
+                .expect("valid")
+                .cookie_secure
+        );
+        assert!(
+            !SessionConfig::from_figment(&explicit)
+                .expect("valid")
+                .cookie_secure
+        );
+    }
+
+    #[test]
+    fn a_host_prefixed_cookie_name_needs_secure() {
+        let insecure = SessionConfig {
+            cookie_name: "__Host-session".into(),
+            cookie_secure: false,
+            ..SessionConfig::default()
+        };
+        let secure = SessionConfig {
+            cookie_secure: true,
+            ..insecure.clone()
+        };
+        assert_eq!(
+            insecure.validate().expect_err("refused").key,
+            "session.cookie_name"
+        );
+        assert_eq!(secure.validate(), Ok(()));
     }
 
     #[test]

@@ -35,6 +35,16 @@ pub enum SessionError {
     /// Other application instances kept changing the session faster than this one could retry.
     #[error("the session is being changed by too many requests at once")]
     Contended,
+    /// The change would make the session's data larger than `session.max_data_bytes`; nothing
+    /// was stored.
+    #[error("the session's data would grow past {limit} bytes")]
+    TooLarge { limit: usize },
+    /// A state-changing request came from another site (`Origin` or `Sec-Fetch-Site`).
+    #[error("cross-site requests may not change anything here")]
+    CrossSite,
+    /// A form's CSRF token is missing or is not this browser's.
+    #[error("the form's security token is missing or out of date; reload the page and try again")]
+    Csrf,
 }
 
 impl SessionError {
@@ -43,6 +53,8 @@ impl SessionError {
         match self {
             Self::Unavailable(_) | Self::Contended | Self::WriterGone => Status::ServiceUnavailable,
             Self::Ended => Status::Conflict,
+            Self::TooLarge { .. } => Status::PayloadTooLarge,
+            Self::CrossSite | Self::Csrf => Status::Forbidden,
             Self::Store(_) | Self::Data { .. } | Self::NotConfigured => Status::InternalServerError,
         }
     }

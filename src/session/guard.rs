@@ -3,14 +3,16 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::cookie::{self, Opened};
+use super::csrf::refuse_cross_site;
 use super::store::{Loaded, Record, Rekeyed, SessionData};
-use super::{Key, SessionError, SessionId, Sessions, error_chain, now_ms};
+use super::{Key, SessionError, SessionId, Sessions, error_chain, mark_cookie_dependent, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
 /// instance writes to a session take turns (see `Sessions::write_lock`), so retries are rare.
@@ -84,6 +86,10 @@ impl<'r> FromRequest<'r> for Session<'r> {
         let Some(sessions) = request.rocket().state::<Sessions>() else {
             return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
         };
+        if let Err(error) = refuse_cross_site(request) {
+            return Outcome::Error((error.status(), error));
+        }
+        mark_cookie_dependent(request);
         let cookies = request.cookies();
         let loaded = request
             .local_cache_async(async { load(sessions, cookies).await })
@@ -110,13 +116,17 @@ impl Sentinel for Session<'_> {
 /// `touch_interval` has passed since it was last extended.
 async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCell, SessionError> {
     let name = sessions.config.cookie_name.as_str();
-    let Some(cookie) = cookies.get_private(name) else {
-        // Present but undecryptable (tampered, or sealed with another key): drop it.
-        if cookies.get(name).is_some() {
-            remove_cookie(sessions, cookies);
-        }
-        return Ok(SessionCell::new(None));
-    };
+    let (cookie, sealed_with_previous_key) =
+        match cookie::open(cookies, name, &sessions.previous_keys) {
+            Opened::Current(cookie) => (cookie, false),
+            Opened::Previous(cookie) => (cookie, true),
+            Opened::Absent => return Ok(SessionCell::new(None)),
+            // Tampered, or sealed with a key that is no longer accepted: drop it.
+            Opened::Unreadable => {
+                remove_cookie(sessions, cookies);
+                return Ok(SessionCell::new(None));
+            }
+        };
     let Some(id) = SessionId::parse(cookie.value()) else {
         remove_cookie(sessions, cookies);
         return Ok(SessionCell::new(None));
@@ -134,18 +144,24 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
     };
 
     let deadline = sessions.deadline(record.created_at, now);
+    let mut resealed = false;
     if deadline - record.expires_at >= sessions.config.touch_interval_ms() {
         // The read still succeeds if the touch fails: the session just keeps its old deadline.
         match sessions.store.touch(&hash, deadline, now).await {
             Ok(()) => {
                 record.expires_at = deadline;
                 set_cookie(sessions, cookies, &id, deadline, now);
+                resealed = true;
             }
             Err(error) => log::warn!(
                 "could not extend a session's idle deadline: {}",
                 error_chain(&error)
             ),
         }
+    }
+    if sealed_with_previous_key && !resealed {
+        // Key rotation: from now on the browser holds the cookie sealed with the current key.
+        set_cookie(sessions, cookies, &id, record.expires_at, now);
     }
     Ok(SessionCell::new(Some(Active {
         id,
@@ -238,38 +254,84 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Moves the session's data to a new ID and sends the browser the new cookie; the old ID is
-    /// dead from this moment. Call it whenever privilege changes (login), so an ID that leaked
-    /// before cannot ride along. Without a session, does nothing.
+    /// Moves the session to a new ID and sends the browser the new cookie; the old ID is dead
+    /// from this moment. Call it whenever privilege changes, so an ID that leaked before cannot
+    /// ride along. Without a session, does nothing. See [`regenerate_with`](Self::regenerate_with)
+    /// to change the data in the same step, as a login must.
+    ///
+    /// # Errors
+    ///
+    /// As [`regenerate_with`](Self::regenerate_with).
     pub async fn regenerate(&self) -> Result<(), SessionError> {
+        self.regenerate_with(|_| Ok(())).await
+    }
+
+    /// Gives the session a new ID *and* applies `edit` to its data in one step: one statement
+    /// moves the row to the new ID with the new data, so at no moment does the old ID show the
+    /// changed data, and if the step fails nothing changed under the old ID. This is what a
+    /// login does: `session.regenerate_with(|data| data.insert(&USER, &name))`.
+    ///
+    /// Without a session, a new one is created with what `edit` leaves (if anything); its ID is
+    /// fresh anyway. Like [`update`](Self::update), `edit` runs again on the current data if
+    /// another request changed the session first. Returns what `edit` returned.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Ended`] if the session ended meanwhile (nothing is stored), the error
+    /// `edit` returned, [`SessionError::TooLarge`], or a store error.
+    pub async fn regenerate_with<R>(
+        &self,
+        mut edit: impl FnMut(&mut DataMut<'_>) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
         let _serial = self.cell.writer.lock().await;
-        self.confirm_locked().await?;
-        let Some(active) = self.cell.snapshot() else {
-            return Ok(());
+        let active = match self.cell.snapshot() {
+            Some(active) if !active.new => active,
+            // No ID a browser has seen: a plain change has nothing to rotate.
+            _ => return self.change_locked(|data| edit(&mut DataMut(data))).await,
         };
-        if active.new {
-            return Ok(());
-        }
         let old = active.id.hash();
-        loop {
-            let now = now_ms();
-            let id = SessionId::generate();
-            match self.sessions.store.rekey(&old, &id.hash(), now).await? {
-                Rekeyed::Done => {
-                    set_cookie(
-                        self.sessions,
-                        self.cookies,
-                        &id,
-                        active.record.expires_at,
-                        now,
-                    );
-                    self.cell.set(Some(Active { id, ..active }));
-                    return Ok(());
+        let _turn = self.sessions.write_lock(&old).lock().await;
+        let now = now_ms();
+        let mut current = active.record;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut data = current.data.clone();
+            let outcome = edit(&mut DataMut(&mut data))?;
+            self.check_size(&data)?;
+            let next = Record {
+                data,
+                version: current.version + 1,
+                created_at: current.created_at,
+                expires_at: self.sessions.deadline(current.created_at, now),
+            };
+            loop {
+                let id = SessionId::generate();
+                match self
+                    .sessions
+                    .store
+                    .rekey(&old, &id.hash(), &next, now)
+                    .await?
+                {
+                    Rekeyed::Done => {
+                        set_cookie(self.sessions, self.cookies, &id, next.expires_at, now);
+                        self.cell.set(Some(Active {
+                            id,
+                            record: next,
+                            new: true,
+                            confirmed: true,
+                        }));
+                        return Ok(outcome);
+                    }
+                    Rekeyed::IdTaken => continue,
+                    Rekeyed::Gone => break,
                 }
-                Rekeyed::Gone => return Err(self.ended()),
-                Rekeyed::IdTaken => continue,
+            }
+            // Another request changed the session (read again and redo the edit) or ended it.
+            match self.sessions.store.load(&old, now).await? {
+                Some(fresh) => current = fresh,
+                None => return Err(self.ended()),
             }
         }
+        Err(SessionError::Contended)
     }
 
     /// Reads the session again if what this request holds is an unconfirmed copy, so nothing
@@ -311,36 +373,51 @@ impl Session<'_> {
     /// Without a session, creates one only if `edit` leaves something to store.
     async fn change<R>(
         &self,
-        mut edit: impl FnMut(&mut SessionData) -> Result<R, SessionError>,
+        edit: impl FnMut(&mut SessionData) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
         let _serial = self.cell.writer.lock().await;
+        self.change_locked(edit).await
+    }
+
+    /// [`change`](Self::change), for a caller that holds the cell's writer lock.
+    async fn change_locked<R>(
+        &self,
+        mut edit: impl FnMut(&mut SessionData) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
         let now = now_ms();
         if let Some(active) = self.cell.snapshot() {
-            match self.change_existing(active, &mut edit, now).await? {
-                Some(outcome) => return Ok(outcome),
-                // It ended before this request could see it: carry on as a request without one.
-                None => {
-                    self.cell.set(None);
-                    remove_cookie(self.sessions, self.cookies);
-                }
-            }
+            return self.change_existing(active, &mut edit, now).await;
         }
         let mut data = SessionData::new();
         let outcome = edit(&mut data)?;
         if !data.is_empty() {
+            self.check_size(&data)?;
             self.create(data, now).await?;
         }
         Ok(outcome)
     }
 
-    /// [`change`](Self::change) for a request that holds a session. `Ok(None)` if the session
-    /// turns out to have ended before the request could see it (its copy was unconfirmed).
+    /// Refuses data whose JSON form is longer than `max_data_bytes`.
+    fn check_size(&self, data: &SessionData) -> Result<(), SessionError> {
+        let limit = self.sessions.config.max_data_bytes;
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer(&mut counter, data).map_err(|e| SessionError::data("*", e))?;
+        if counter.0 > limit {
+            return Err(SessionError::TooLarge { limit });
+        }
+        Ok(())
+    }
+
+    /// [`change`](Self::change) for a request that holds a session. A session that turns out to
+    /// have ended is [`SessionError::Ended`], whether this request had a confirmed copy or a
+    /// cached one that had not heard of the logout yet: a write never starts a new session in
+    /// place of one that was logged out under it.
     async fn change_existing<R>(
         &self,
         active: Active,
         edit: &mut impl FnMut(&mut SessionData) -> Result<R, SessionError>,
         now: i64,
-    ) -> Result<Option<R>, SessionError> {
+    ) -> Result<R, SessionError> {
         let hash = active.id.hash();
         let _turn = self.sessions.write_lock(&hash).lock().await;
         let mut current = active.record;
@@ -355,9 +432,10 @@ impl Session<'_> {
                     confirmed,
                     ..active
                 }));
-                return Ok(Some(outcome));
+                return Ok(outcome);
             }
             if !unchanged {
+                self.check_size(&data)?;
                 let next = Record {
                     data,
                     version: current.version + 1,
@@ -377,15 +455,14 @@ impl Session<'_> {
                         confirmed: true,
                         ..active
                     }));
-                    return Ok(Some(outcome));
+                    return Ok(outcome);
                 }
             }
             // Someone else wrote (or ended the session) since it was read, or the outcome came
             // from an unconfirmed copy: read again.
             match self.sessions.store.load(&hash, now).await? {
                 Some(fresh) => current = fresh,
-                None if confirmed => return Err(self.ended()),
-                None => return Ok(None),
+                None => return Err(self.ended()),
             }
             confirmed = true;
         }
@@ -431,16 +508,69 @@ fn set_cookie(
     now: i64,
 ) {
     let remaining = time::Duration::milliseconds(expires_at.saturating_sub(now).max(0));
-    let cookie = Cookie::build((sessions.config.cookie_name.clone(), id.encode()))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(sessions.config.cookie_secure)
-        .max_age(remaining)
-        .expires(time::OffsetDateTime::now_utc() + remaining);
-    cookies.add_private(cookie);
+    cookie::seal(
+        cookies,
+        &sessions.config.cookie_name,
+        id.encode(),
+        sessions.config.cookie_secure,
+        Some(remaining),
+    );
 }
 
 fn remove_cookie(sessions: &Sessions, cookies: &CookieJar<'_>) {
-    cookies.remove_private(Cookie::build(sessions.config.cookie_name.clone()).path("/"));
+    cookie::remove(cookies, &sessions.config.cookie_name);
+}
+
+/// Counts the bytes written to it, so a size check allocates nothing.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A session's data while [`Session::regenerate_with`] changes it, with the typed accessors of
+/// [`Session`].
+pub struct DataMut<'a>(&'a mut SessionData);
+
+impl DataMut<'_> {
+    /// The value under `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Data`] if the stored value does not have the key's type.
+    pub fn get<T: DeserializeOwned>(&self, key: &Key<T>) -> Result<Option<T>, SessionError> {
+        self.0
+            .get(key.name())
+            .map(T::deserialize)
+            .transpose()
+            .map_err(|e| SessionError::data(key.name(), e))
+    }
+
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Data`] if `value` cannot be serialized.
+    pub fn insert<T: Serialize>(&mut self, key: &Key<T>, value: &T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| SessionError::data(key.name(), e))?;
+        self.0.insert(key.name().to_owned(), value);
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove<T>(&mut self, key: &Key<T>) {
+        self.0.remove(key.name());
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }

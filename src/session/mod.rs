@@ -38,19 +38,25 @@
 //!   did not issue is never adopted: a new session always gets a new ID.
 
 mod config;
+mod cookie;
+pub mod csrf;
 mod error;
 mod guard;
 mod id;
+pub mod no_store;
 pub mod purge;
 pub mod store;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-pub use config::SessionConfig;
+pub use config::{ConfigError, SessionConfig, check_range};
+pub use cookie::PreviousKeys;
+pub use csrf::CsrfToken;
 pub use error::{SessionError, error_chain};
-pub use guard::Session;
+pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
+pub(crate) use no_store::mark_cookie_dependent;
 pub use store::{
     CachedStore, Loaded, PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore,
     StoreStats,
@@ -66,6 +72,7 @@ const WRITE_LOCK_STRIPES: usize = 1024;
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     config: SessionConfig,
+    previous_keys: PreviousKeys,
     write_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
@@ -74,10 +81,21 @@ impl Sessions {
         Self {
             store,
             config,
+            previous_keys: PreviousKeys::default(),
             write_locks: (0..WRITE_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         }
+    }
+
+    /// Also opens cookies sealed with these earlier keys (see [`PreviousKeys`]).
+    pub fn with_previous_keys(mut self, keys: PreviousKeys) -> Self {
+        self.previous_keys = keys;
+        self
+    }
+
+    pub fn previous_keys(&self) -> &PreviousKeys {
+        &self.previous_keys
     }
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {

@@ -77,6 +77,7 @@ async fn bodies_that_are_not_an_object_with_a_string_name_get_400(backend: Backe
     let not_utf8 = app
         .client
         .post("/name")
+        .header(rocket::http::ContentType::JSON)
         .body([b'{', 0xff, 0xfe, b'}'])
         .dispatch()
         .await;

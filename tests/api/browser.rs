@@ -64,7 +64,10 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let Some(browser) = Browser::launch(backend).await else {
+    // The walkthrough needs no script: logging out is a plain form.
+    let Some(browser) =
+        Browser::launch_with(backend, &["--blink-settings=scriptEnabled=false"]).await
+    else {
         return;
     };
     let server = Server::start(db.url(), &[]);
@@ -79,7 +82,9 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
         .await;
     let heading = browser.heading().await;
     browser.screenshot("03-view.png").await;
-    browser.click_link("Logout").await;
+    browser
+        .click(r#"main form[action="/logout"] button"#, "the Logout button")
+        .await;
     let logout = browser.wait_for_page("/logout", "logged out!").await;
     browser.screenshot("04-logout.png").await;
     let after_logout = session_data(backend, db.url()).await;
@@ -144,7 +149,9 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
     browser.screenshot("06-login.png").await;
     browser
         .client
-        .find(Locator::Css("form button[type=submit]"))
+        .find(Locator::Css(
+            r#"main form[action="/login"] button[type=submit]"#,
+        ))
         .await
         .expect("the login form has a submit button")
         .click()
@@ -164,10 +171,23 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
         greeting.contains("You visited this page 2 times"),
         "{greeting}"
     );
-    assert_ne!(
-        before.value(),
-        after.value(),
-        "the login gave the session a new cookie"
+    assert_ne!(before.value(), after.value());
+    // Encrypted values change on every reseal; what matters is what the old cookie can do.
+    let with_old_cookie = crate::server::http_client()
+        .get(server.url("/user"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("{COOKIE}={}", before.value()),
+        )
+        .send()
+        .await
+        .expect("GET /user with the pre-login cookie")
+        .text()
+        .await
+        .expect("the page");
+    assert!(
+        with_old_cookie.contains("user logged out!"),
+        "the pre-login cookie opens no session: {with_old_cookie}"
     );
     assert!(
         rows.len() == 1 && rows[0].contains("Grace"),
@@ -219,29 +239,35 @@ struct Browser {
 impl Browser {
     /// A fresh browser, or `None` (after saying so) when chromedriver or Chromium is missing.
     async fn launch(backend: Backend) -> Option<Self> {
+        Self::launch_with(backend, &[]).await
+    }
+
+    /// [`launch`](Self::launch) with extra Chromium flags.
+    async fn launch_with(backend: Backend, flags: &[&str]) -> Option<Self> {
         if !browser_installed() {
             return None;
         }
         let driver = Chromedriver::start();
         let profile = driver.profile.path().display().to_string();
+        let mut args = json!([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            // This machine's network is closed: no background calls home.
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1100,900",
+            format!("--user-data-dir={profile}"),
+        ]);
+        if let Some(list) = args.as_array_mut() {
+            list.extend(flags.iter().map(|flag| json!(flag)));
+        }
         let capabilities: Capabilities = serde_json::from_value(json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-quic",
-                    "--no-first-run",
-                    // This machine's network is closed: no background calls home.
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=1100,900",
-                    format!("--user-data-dir={profile}"),
-                ],
-            },
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
         }))
         .expect("the capabilities are a JSON object");
         // chromedriver speaks plain HTTP on loopback, so the connector needs no TLS.
@@ -276,6 +302,17 @@ impl Browser {
             .goto(url)
             .await
             .unwrap_or_else(|error| panic!("open {url}: {error}"));
+    }
+
+    /// Clicks the element `css` finds (`what` names it in failures).
+    async fn click(&self, css: &str, what: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("find {what}: {error}"))
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("click {what}: {error}"));
     }
 
     async fn click_link(&self, text: &str) {

@@ -22,6 +22,7 @@ pub const REQUIRE_POSTGRES_VAR: &str = "LATCH_REQUIRE_POSTGRES";
 /// A fixed 256-bit key, so two app instances in one test can read each other's cookies.
 pub const TEST_SECRET_KEY: &str = "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=";
 pub const COOKIE: &str = "session";
+pub const CSRF_COOKIE: &str = "csrf";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -269,6 +270,26 @@ impl TestApp {
         }
     }
 
+    /// Restarts on the same database with these settings added to the ones it had (e.g. a new
+    /// `secret_key`).
+    pub async fn restart_with(self, extra: &[(&str, Value)]) -> Self {
+        let Self {
+            client,
+            backend,
+            mut settings,
+            db,
+        } = self;
+        client.terminate().await;
+        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let client = launch(db.url(), &settings).await;
+        Self {
+            client,
+            backend,
+            settings,
+            db,
+        }
+    }
+
     /// A second instance of the app on the same database and key, as behind a load balancer.
     pub async fn second_instance(&self) -> Client {
         launch(self.db.url(), &self.settings).await
@@ -307,6 +328,51 @@ impl TestApp {
             .body(body)
             .dispatch()
             .await
+    }
+
+    /// The CSRF token the app puts in this browser's forms (its cookie stays in the jar). Read
+    /// from the logout confirmation page, which touches no session.
+    pub async fn csrf_token(&self) -> String {
+        csrf_token_in(&read(self.get("/logout").await).await.1)
+    }
+
+    /// A form POST that carries this browser's CSRF token ahead of `body`.
+    pub async fn post_form_with_token(&self, uri: &str, body: &str) -> LocalResponse<'_> {
+        let token = self.csrf_token().await;
+        let body = if body.is_empty() {
+            format!("csrf_token={token}")
+        } else {
+            format!("csrf_token={token}&{body}")
+        };
+        self.post_form(uri, &body).await
+    }
+
+    /// Logs this browser out: the logout form, token included.
+    pub async fn logout(&self) -> LocalResponse<'_> {
+        self.post_form_with_token("/logout", "").await
+    }
+
+    /// Logs out the session whose raw (encrypted) cookie is given, with this browser's token.
+    pub async fn logout_with_cookie(&self, raw_cookie: &str) -> LocalResponse<'_> {
+        let token = self.csrf_token().await;
+        self.client
+            .post("/logout")
+            .cookie(Cookie::new(COOKIE, raw_cookie.to_owned()))
+            .header(Header::new(
+                "Content-Type",
+                "application/x-www-form-urlencoded",
+            ))
+            .body(format!("csrf_token={token}"))
+            .dispatch()
+            .await
+    }
+
+    /// The encrypted CSRF cookie the browser holds now, if any.
+    pub fn raw_csrf_cookie(&self) -> Option<String> {
+        self.client
+            .cookies()
+            .get(CSRF_COOKIE)
+            .map(|cookie| cookie.value().to_owned())
     }
 
     /// The encrypted session cookie the client (the "browser") holds now, if any.
@@ -406,6 +472,15 @@ impl SessionRow {
     }
 }
 
+/// The value of the first `csrf_token` field in a page.
+#[track_caller]
+pub fn csrf_token_in(page: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    let end = page[start..].find('"').expect("the end of the token") + start;
+    page[start..end].to_owned()
+}
+
 /// The response's status and body text.
 pub async fn read(response: LocalResponse<'_>) -> (Status, String) {
     let status = response.status();
@@ -418,11 +493,13 @@ pub fn assert_status((status, body): &(Status, String), expected: Status) {
     assert_eq!(*status, expected, "unexpected status; body:\n{body}");
 }
 
-/// Every `Set-Cookie` header of a response.
+/// Every `Set-Cookie` header of a response but the CSRF token's (which pages set for their
+/// forms; see `hardening.rs`).
 pub fn set_cookies(response: &LocalResponse<'_>) -> Vec<String> {
     response
         .headers()
         .get("Set-Cookie")
+        .filter(|cookie| !cookie.starts_with(&format!("{CSRF_COOKIE}=")))
         .map(str::to_owned)
         .collect()
 }

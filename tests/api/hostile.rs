@@ -13,7 +13,7 @@ use rocket::local::asynchronous::{Client, LocalRequest, LocalResponse};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
-use crate::helpers::{Backend, COOKIE, TestDb, test_figment};
+use crate::helpers::{Backend, COOKIE, CSRF_COOKIE, TestDb, csrf_token_in, test_figment};
 
 /// Cases per property: enough to hit every kind of input many times, few enough for seconds.
 const CASES: u32 = 128;
@@ -137,11 +137,13 @@ fn names_in_the_login_form_are_stored_exactly_when_valid() {
 
     app.check(&strategy, |(body, name)| {
         let before = app.rows();
+        let (csrf_cookie, token) = app.csrf();
         let reply = app.send(|client| {
             client
                 .post("/login")
                 .header(ContentType::Form)
-                .body(body.clone())
+                .cookie(Cookie::new(CSRF_COOKIE, csrf_cookie))
+                .body(format!("csrf_token={token}&{body}"))
         });
         app.stored_exactly_when_valid(&name, &reply, &before, Status::SeeOther)
     });
@@ -170,13 +172,16 @@ fn names_in_the_json_api_are_stored_exactly_when_valid() {
     });
 }
 
-/// The rule the app documents: 1–64 characters, no control characters, no U+FFFD (which is what
-/// bytes that were not UTF-8 turn into).
+/// The rule the app documents: 1–64 characters, no control characters, no invisible format
+/// characters (Unicode category Cf), no U+FFFD (which is what bytes that were not UTF-8 turn into).
 fn is_valid_name(name: &str) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     (1..=64).contains(&name.chars().count())
-        && !name
-            .chars()
-            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+        && !name.chars().any(|c| {
+            c.is_control()
+                || c == char::REPLACEMENT_CHARACTER
+                || c.general_category() == GeneralCategory::Format
+        })
 }
 
 /// Tera's HTML escaping, which the pages apply to every name they show.
@@ -348,6 +353,20 @@ impl App {
     }
 
     /// Dispatches the request `build` makes and reads the response.
+    /// A browser's CSRF cookie (raw, encrypted) and the token its forms carry.
+    fn csrf(&self) -> (String, String) {
+        self.runtime.block_on(async {
+            let response = self.client().get("/login").dispatch().await;
+            let cookie = response
+                .cookies()
+                .get(CSRF_COOKIE)
+                .map(|cookie| cookie.value().to_owned())
+                .expect("the login form sets a CSRF cookie");
+            let page = response.into_string().await.unwrap_or_default();
+            (cookie, csrf_token_in(&page))
+        })
+    }
+
     fn send(&self, build: impl FnOnce(&Client) -> LocalRequest<'_>) -> Reply {
         self.runtime
             .block_on(async { Reply::of(build(self.client()).dispatch().await).await })

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Connection as _;
 
 use crate::helpers::{Backend, COOKIE, TestDb};
-use crate::server::{Server, http_client, session_cookie};
+use crate::server::{Server, http_client, logout, session_cookie};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_made_on_one_process_is_read_changed_and_ended_on_the_other() {
@@ -48,7 +48,7 @@ async fn a_session_made_on_one_process_is_read_changed_and_ended_on_the_other() 
         .expect("POST /name on B")
         .status();
     let change_seen_on_a = get(a.url("/name")).await;
-    let logout_on_b = get(b.url("/logout")).await;
+    let logout_on_b = logout(&http, &b.url(""), &cookie).await;
     let after_logout_on_a = get(a.url("/user")).await;
 
     assert!(seen_on_b.1.contains("<h1>Ada</h1>"), "{}", seen_on_b.1);

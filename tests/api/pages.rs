@@ -79,7 +79,7 @@ async fn logout_deletes_the_row_and_removes_the_cookie(backend: Backend) {
     let id = app.session_id().expect("a session cookie");
     assert!(app.row_for(&id).await.is_some());
 
-    let response = app.get("/logout").await;
+    let response = app.logout().await;
     let removal = set_cookies(&response);
     let logout = read(response).await;
     let after = read(app.get("/user").await).await;
@@ -109,7 +109,7 @@ async fn login_stores_the_name_rotates_the_id_and_greets(backend: Backend) {
     let before = app.raw_cookie().expect("cookie before login");
     let id_before = app.session_id().expect("id before login");
 
-    let response = app.post_form("/login", "username=Grace").await;
+    let response = app.post_form_with_token("/login", "username=Grace").await;
     let status = response.status();
     let location = response.headers().get_one("Location").map(str::to_owned);
     let greeting = read(app.get("/").await).await;
@@ -145,7 +145,7 @@ async fn an_invalid_login_is_refused_and_stores_nothing(backend: Backend) {
         &format!("username={long}"),
         "username=a%0Ab",
     ] {
-        let page = read(app.post_form("/login", body).await).await;
+        let page = read(app.post_form_with_token("/login", body).await).await;
         assert_status(&page, Status::UnprocessableEntity);
         assert!(
             page.1.contains(r#"class="notice error""#),
@@ -206,7 +206,7 @@ async fn user_text_is_escaped(backend: Backend) {
     let set = read(app.get("/user/%3Cscript%3Ealert(1)%3C%2Fscript%3E").await).await;
     let view = read(app.get("/user").await).await;
     let failed_login = read(
-        app.post_form("/login", &format!("username=%3Cb%3E{}", "x".repeat(70)))
+        app.post_form_with_token("/login", &format!("username=%3Cb%3E{}", "x".repeat(70)))
             .await,
     )
     .await;

@@ -117,7 +117,13 @@ impl SessionStore for FlakyStore {
     async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
         Ok(())
     }
-    async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
+    async fn rekey(
+        &self,
+        _: &IdHash,
+        _: &IdHash,
+        _: &Record,
+        _: i64,
+    ) -> Result<Rekeyed, SessionError> {
         Ok(Rekeyed::Gone)
     }
     async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {

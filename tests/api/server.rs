@@ -154,16 +154,49 @@ pub fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// The value of the `session` cookie a response sets, if it sets one (empty when it removes it).
-pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+/// Logs out the session in `session` (a raw `session` cookie) on the server at `base` as a
+/// browser does: the confirmation page gives it a CSRF cookie and token, and the form posts them.
+pub async fn logout(http: &reqwest::Client, base: &str, session: &str) -> (u16, String) {
+    let page = http
+        .get(format!("{base}/logout"))
+        .send()
+        .await
+        .expect("GET /logout");
+    let csrf = cookie_named(&page, crate::helpers::CSRF_COOKIE).expect("a CSRF cookie");
+    let token = crate::helpers::csrf_token_in(&page.text().await.expect("the page"));
+    let response = http
+        .post(format!("{base}/logout"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("{COOKIE}={session}; {}={csrf}", crate::helpers::CSRF_COOKIE),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!("csrf_token={token}"))
+        .send()
+        .await
+        .expect("POST /logout");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("the page"))
+}
+
+/// The value of the cookie `name` a response sets, if it sets one.
+pub fn cookie_named(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .filter_map(|value| value.split(';').next()?.split_once('='))
-        .find(|(name, _)| name.trim() == COOKIE)
+        .find(|(cookie, _)| cookie.trim() == name)
         .map(|(_, value)| value.trim().to_owned())
+}
+
+/// The value of the `session` cookie a response sets, if it sets one (empty when it removes it).
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    cookie_named(response, COOKIE)
 }
 
 /// The session ID sealed in a `session` cookie value as sent over HTTP (percent-encoded), opened

@@ -4,7 +4,8 @@ use rocket::http::Status;
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, COOKIE, TestApp, TestDb, assert_status, backend_tests, read, test_figment,
+    Backend, COOKIE, TestApp, TestDb, assert_status, backend_tests, csrf_token_in, read,
+    test_figment,
 };
 
 backend_tests!(
@@ -57,7 +58,16 @@ async fn two_instances_share_sessions_and_logout(backend: Backend) {
     let counted_on_a = read(a.get_with_cookie("/", &cookie).await).await;
     let counted_on_b = read(on_b("/").await).await;
     let counted_on_a_again = read(a.get_with_cookie("/", &cookie).await).await;
-    read(on_b("/logout").await).await;
+    // Logging out on B with the token B's own logout form carries.
+    let token = csrf_token_in(&read(on_b("/logout").await).await.1);
+    let logged_out_on_b = b
+        .post("/logout")
+        .cookie(rocket::http::Cookie::new(COOKIE, cookie.clone()))
+        .header(rocket::http::ContentType::Form)
+        .body(format!("csrf_token={token}"))
+        .dispatch()
+        .await;
+    assert_status(&read(logged_out_on_b).await, Status::Ok);
     let seen_on_a = read(a.get_with_cookie("/user", &cookie).await).await;
 
     assert!(seen_on_a_first.1.contains("<h1>Ada</h1>"));

@@ -34,6 +34,7 @@ pub(super) enum Write {
     Rekey {
         old: IdHash,
         new: IdHash,
+        record: Record,
         now: i64,
     },
     Delete {

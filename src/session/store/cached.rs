@@ -258,12 +258,19 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         touched
     }
 
-    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError> {
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
         let old_ticket = self.start_write(old);
         let new_ticket = self.start_write(new);
-        let rekeyed = self.inner.rekey(old, new, now).await;
+        let rekeyed = self.inner.rekey(old, new, record, now).await;
         self.finish_write(old, old_ticket, None);
-        self.finish_write(new, new_ticket, None);
+        let done = matches!(rekeyed, Ok(Rekeyed::Done));
+        self.finish_write(new, new_ticket, done.then_some(record));
         rekeyed
     }
 
@@ -336,7 +343,13 @@ mod tests {
         async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
             Ok(())
         }
-        async fn rekey(&self, _: &IdHash, _: &IdHash, _: i64) -> Result<Rekeyed, SessionError> {
+        async fn rekey(
+            &self,
+            _: &IdHash,
+            _: &IdHash,
+            _: &Record,
+            _: i64,
+        ) -> Result<Rekeyed, SessionError> {
             Ok(Rekeyed::Gone)
         }
         async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -482,9 +495,16 @@ mod tests {
             }
         });
 
-        let loaded = store.load(&id, 10).await.expect("load");
+        // A broken barrier must fail this test, not hang it.
+        let loaded = tokio::time::timeout(Duration::from_secs(10), store.load(&id, 10))
+            .await
+            .expect("the load finishes")
+            .expect("load");
 
-        listener.await.expect("listener");
+        tokio::time::timeout(Duration::from_secs(10), listener)
+            .await
+            .expect("the listener finishes")
+            .expect("listener");
         assert_eq!(
             loaded,
             Some(record(2, 1000, "new")),

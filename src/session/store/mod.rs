@@ -40,7 +40,8 @@ pub struct Loaded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rekeyed {
     Done,
-    /// No live session had the old ID.
+    /// No live session had the old ID at the version the new record follows: it ended, or
+    /// another write got there first (a `load` tells which).
     Gone,
     /// The new ID is already in use (astronomically unlikely; the caller draws another).
     IdTaken,
@@ -82,8 +83,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// untouched, so a touch never conflicts with a data write.
     async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError>;
 
-    /// Moves a live session to a new ID in one statement: the old ID stops working at once.
-    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError>;
+    /// Moves a live session to a new ID and replaces its data and deadline with `record`'s, in
+    /// one statement, if its stored version is still `record.version - 1`: the old ID stops
+    /// working at once, and nobody ever sees the new data under it.
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError>;
 
     /// Deletes the session, if it exists.
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError>;

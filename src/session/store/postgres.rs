@@ -105,16 +105,25 @@ impl SessionStore for PostgresStore {
         self.writer.submit(write).await.map(drop)
     }
 
-    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError> {
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
         // On its own connection: a duplicate ID would abort a batch's whole transaction.
         let result = sqlx::query(
             r#"
             update sessions
-            set id_hash = $1
-            where id_hash = $2 and expires_at > $3
+            set id_hash = $1, data = $2, version = $3, expires_at = $4
+            where id_hash = $5 and version = $3 - 1 and expires_at > $6
             "#,
         )
         .bind(new.as_bytes())
+        .bind(encode_data(&record.data)?)
+        .bind(record.version)
+        .bind(record.expires_at)
         .bind(old.as_bytes())
         .bind(now)
         .execute(&self.pool)

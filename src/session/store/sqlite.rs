@@ -98,10 +98,17 @@ impl SessionStore for SqliteStore {
         self.write(write).await.map(drop)
     }
 
-    async fn rekey(&self, old: &IdHash, new: &IdHash, now: i64) -> Result<Rekeyed, SessionError> {
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
         let write = Write::Rekey {
             old: *old,
             new: *new,
+            record: record.clone(),
             now,
         };
         self.write(write).await?.rekeyed()
@@ -215,7 +222,12 @@ async fn run_round(
     }
     for &index in &round.singles {
         outcomes[index] = match &batch[index].request {
-            Write::Rekey { old, new, now } => rekey(&mut *connection, old, new, *now).await?,
+            Write::Rekey {
+                old,
+                new,
+                record,
+                now,
+            } => rekey(&mut *connection, old, new, record, *now).await?,
             Write::DeleteExpired { now, limit } => {
                 delete_expired(&mut *connection, *now, *limit).await?
             }
@@ -338,16 +350,20 @@ async fn rekey<'e>(
     connection: impl SqliteExecutor<'e>,
     old: &IdHash,
     new: &IdHash,
+    record: &Record,
     now: i64,
 ) -> Result<Written, SessionError> {
     let result = sqlx::query(
         r#"
         update sessions
-        set id_hash = ?
-        where id_hash = ? and expires_at > ?
+        set id_hash = ?1, data = ?2, version = ?3, expires_at = ?4
+        where id_hash = ?5 and version = ?3 - 1 and expires_at > ?6
         "#,
     )
     .bind(new.as_bytes())
+    .bind(encode_data(&record.data)?)
+    .bind(record.version)
+    .bind(record.expires_at)
     .bind(old.as_bytes())
     .bind(now)
     .execute(connection)
