@@ -4,12 +4,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rocket::http::{Method, Status};
+use rocket::http::Method;
 use rocket::request::{FromRequest, Outcome, Request};
 use subtle::ConstantTimeEq;
 
 use super::cookie::{self, Opened};
-use super::{SessionError, Sessions, mark_cookie_dependent};
+use super::{SessionError, guard_start};
 
 /// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;
@@ -59,13 +59,10 @@ impl<'r> FromRequest<'r> for CsrfToken {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let Some(sessions) = request.rocket().state::<Sessions>() else {
-            return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
+        let sessions = match guard_start(request) {
+            Ok(sessions) => sessions,
+            Err(failure) => return Outcome::Error(failure),
         };
-        if let Err(error) = refuse_cross_site(request) {
-            return Outcome::Error((error.status(), error));
-        }
-        mark_cookie_dependent(request);
         let config = sessions.config();
         let name = config.csrf_cookie_name.as_str();
         let cookies = request.cookies();

@@ -3,16 +3,15 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rocket::http::{CookieJar, Status};
+use rocket::http::CookieJar;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::cookie::{self, Opened};
-use super::csrf::refuse_cross_site;
 use super::store::{Loaded, Record, Rekeyed, SessionData};
-use super::{Key, SessionError, SessionId, Sessions, error_chain, mark_cookie_dependent, now_ms};
+use super::{Key, SessionError, SessionId, Sessions, error_chain, guard_start, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
 /// instance writes to a session take turns (see `Sessions::write_lock`), so retries are rare.
@@ -83,13 +82,10 @@ impl<'r> FromRequest<'r> for Session<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let Some(sessions) = request.rocket().state::<Sessions>() else {
-            return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
+        let sessions = match guard_start(request) {
+            Ok(sessions) => sessions,
+            Err(failure) => return Outcome::Error(failure),
         };
-        if let Err(error) = refuse_cross_site(request) {
-            return Outcome::Error((error.status(), error));
-        }
-        mark_cookie_dependent(request);
         let cookies = request.cookies();
         let loaded = request
             .local_cache_async(async { load(sessions, cookies).await })

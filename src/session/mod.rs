@@ -119,6 +119,22 @@ impl Sessions {
     }
 }
 
+/// What every session-layer guard does first: finds the managed [`Sessions`], refuses a
+/// cross-site state-changing request, and marks the response as depending on cookies.
+fn guard_start<'r>(
+    request: &'r rocket::Request<'_>,
+) -> Result<&'r Sessions, (rocket::http::Status, SessionError)> {
+    let Some(sessions) = request.rocket().state::<Sessions>() else {
+        return Err((
+            rocket::http::Status::InternalServerError,
+            SessionError::NotConfigured,
+        ));
+    };
+    csrf::refuse_cross_site(request).map_err(|error| (error.status(), error))?;
+    mark_cookie_dependent(request);
+    Ok(sessions)
+}
+
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell
 /// string keys and every use of a key agrees on its type:
 ///

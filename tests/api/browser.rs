@@ -171,7 +171,6 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
         greeting.contains("You visited this page 2 times"),
         "{greeting}"
     );
-    assert_ne!(before.value(), after.value());
     // Encrypted values change on every reseal; what matters is what the old cookie can do.
     let with_old_cookie = crate::server::http_client()
         .get(server.url("/user"))
@@ -188,6 +187,22 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
     assert!(
         with_old_cookie.contains("user logged out!"),
         "the pre-login cookie opens no session: {with_old_cookie}"
+    );
+    let with_new_cookie = crate::server::http_client()
+        .get(server.url("/user"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("{COOKIE}={}", after.value()),
+        )
+        .send()
+        .await
+        .expect("GET /user with the post-login cookie")
+        .text()
+        .await
+        .expect("the page");
+    assert!(
+        with_new_cookie.contains("<h1>Grace</h1>"),
+        "the new cookie opens the signed-in session: {with_new_cookie}"
     );
     assert!(
         rows.len() == 1 && rows[0].contains("Grace"),

@@ -17,7 +17,33 @@ backend_tests!(
     a_cookie_sealed_with_another_key_is_no_session,
     a_sealed_but_unknown_id_is_never_adopted,
     a_sealed_but_malformed_id_is_no_session,
+    a_host_prefixed_cookie_is_secure_site_wide_and_has_no_domain,
 );
+
+async fn a_host_prefixed_cookie_is_secure_site_wide_and_has_no_domain(backend: Backend) {
+    let settings = [
+        ("session.cookie_name", json!("__Host-session")),
+        ("session.cookie_secure", json!(true)),
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &settings).await else {
+        return;
+    };
+
+    let response = app.get("/user/Ada").await;
+    let cookies = set_cookies(&response);
+    let page = read(response).await;
+
+    assert_status(&page, Status::Ok);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-session="))
+        .expect("the session cookie under its prefixed name");
+    let cookie = Cookie::parse(cookie.clone()).expect("a valid Set-Cookie");
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(app.rows().await.len(), 1);
+}
 
 async fn the_cookie_is_http_only_lax_site_wide_and_lasts_the_idle_timeout(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {

@@ -10,7 +10,8 @@ use rocket::{State, get, routes};
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, COOKIE, TestApp, assert_status, backend_tests, csrf_token_in, read, set_cookies,
+    Backend, COOKIE, CSRF_COOKIE, TestApp, assert_status, backend_tests, csrf_token_in, read,
+    set_cookies,
 };
 
 backend_tests!(
@@ -393,6 +394,10 @@ async fn a_cookie_sealed_with_a_previous_key_is_accepted_and_resealed(backend: B
     };
     app.get("/user/Ada").await;
     let old_cookie = app.raw_cookie().expect("a cookie sealed with the old key");
+    let old_token = app.csrf_token().await;
+    let old_csrf_cookie = app
+        .raw_csrf_cookie()
+        .expect("a CSRF cookie sealed with the old key");
 
     // Rotate: the new key seals, the old one only opens.
     let rotated = app
@@ -416,6 +421,27 @@ async fn a_cookie_sealed_with_a_previous_key_is_accepted_and_resealed(backend: B
         .map(str::to_owned)
         .expect("the response reseals the cookie");
     assert_ne!(new_cookie, old_cookie);
+    // The CSRF cookie too: same token, resealed.
+    let form = rotated
+        .client
+        .get("/login")
+        .cookie(Cookie::new(CSRF_COOKIE, old_csrf_cookie))
+        .dispatch()
+        .await;
+    let resealed_csrf = form
+        .headers()
+        .get("Set-Cookie")
+        .any(|c| c.starts_with(&format!("{CSRF_COOKIE}=")));
+    let form = read(form).await;
+    assert!(
+        resealed_csrf,
+        "the CSRF cookie is resealed with the new key"
+    );
+    assert_eq!(
+        csrf_token_in(&form.1),
+        old_token,
+        "the token survives the rotation"
+    );
 
     // Drop the old key: its cookies are no session, and are removed.
     let dropped = rotated
