@@ -135,8 +135,9 @@ mod tests {
     #[test]
     fn every_template_parses_and_values_are_escaped() {
         let templates = Templates::load().expect("templates parse");
-        let context = tera::Context::from_serialize(json!({ "name": "<script>", "csrf": "t" }))
-            .expect("context");
+        let context =
+            tera::Context::from_serialize(json!({ "name": "<script>", "session_csrf": "t" }))
+                .expect("context");
         let page = templates.render("user", &context).expect("renders");
         assert!(page.contains("&lt;script&gt;"), "{page}");
         assert!(!page.contains("<script>"), "{page}");

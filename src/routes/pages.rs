@@ -26,36 +26,36 @@ pub fn routes() -> Vec<Route> {
 
 /// Counts this session's visits, and greets a signed-in visitor by name.
 #[get("/")]
-async fn counter(session: Session<'_>, csrf: CsrfToken) -> Result<Page, AppError> {
+async fn counter(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     let views = session
         .update(&PAGE_VIEWS, |views| views.unwrap_or(0).saturating_add(1))
         .await?;
     let name = session.get(&NAME).await?;
     Ok(Page::render(
         "index",
-        json!({ "views": views, "name": name, "csrf": csrf.value() }),
+        json!({ "views": views, "name": name, "session_csrf": csrf.for_session() }),
     ))
 }
 
 /// Stores a name in the session. A GET that writes, as the tutorial has it: see the README's
 /// security model for why that is tolerable here and what a real app does instead.
 #[get("/user/<name>")]
-async fn set_user(name: &str, session: Session<'_>, csrf: CsrfToken) -> Result<Page, AppError> {
+async fn set_user(name: &str, session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     let name = Name::parse(name)?;
     session.insert(&NAME, &name.to_string()).await?;
     Ok(Page::render(
         "user_set",
-        json!({ "name": name.as_str(), "csrf": csrf.value() }),
+        json!({ "name": name.as_str(), "session_csrf": csrf.for_session() }),
     ))
 }
 
 /// Shows the stored name, if there is one.
 #[get("/user")]
-async fn show_user(session: Session<'_>, csrf: CsrfToken) -> Result<Page, AppError> {
+async fn show_user(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     let name = session.get(&NAME).await?;
     Ok(Page::render(
         "user",
-        json!({ "name": name, "csrf": csrf.value() }),
+        json!({ "name": name, "session_csrf": csrf.for_session() }),
     ))
 }
 
@@ -67,22 +67,29 @@ struct TokenOnly<'r> {
 
 /// Asks before logging out: a GET must not change anything, or any site could log a visitor
 /// out with a link or an image.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "Rocket hands request guards over by value"
+)]
 #[get("/logout")]
-fn logout_confirm(csrf: CsrfToken) -> Page {
-    Page::render("logout_confirm", json!({ "csrf": csrf.into_value() }))
+fn logout_confirm(csrf: CsrfToken<'_>) -> Page {
+    Page::render(
+        "logout_confirm",
+        json!({ "csrf": csrf.value(), "session_csrf": csrf.for_session() }),
+    )
 }
 
 /// Ends the session: its row is deleted and its cookie removed.
 #[post("/logout", data = "<form>")]
 async fn logout(
     form: Result<Form<TokenOnly<'_>>, Errors<'_>>,
-    csrf: CsrfToken,
+    csrf: CsrfToken<'_>,
     session: Session<'_>,
 ) -> Result<Page, AppError> {
     let form = form.map_err(|errors| form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     session.destroy().await?;
-    Ok(Page::render("logout", json!({ "csrf": csrf.value() })))
+    Ok(Page::render("logout", json!({})))
 }
 
 #[derive(FromForm)]
@@ -91,9 +98,13 @@ struct Login<'r> {
     username: Option<&'r str>,
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "Rocket hands request guards over by value"
+)]
 #[get("/login")]
-fn login_form(csrf: CsrfToken) -> Page {
-    login_page(csrf, None, "")
+fn login_form(csrf: CsrfToken<'_>) -> Page {
+    login_page(&csrf, None, "")
 }
 
 /// Signs in: gives the session a new ID and stores the name in the same step (so neither an
@@ -102,19 +113,19 @@ fn login_form(csrf: CsrfToken) -> Page {
 #[post("/login", data = "<form>")]
 async fn login(
     form: Result<Form<Login<'_>>, Errors<'_>>,
-    csrf: CsrfToken,
+    csrf: CsrfToken<'_>,
     session: Session<'_>,
 ) -> Result<Either<Redirect, (Status, Page)>, AppError> {
     let form = form.map_err(|errors| form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let Some(username) = form.username.filter(|name| !name.is_empty()) else {
-        let page = login_page(csrf, Some("Please enter a username."), "");
+        let page = login_page(&csrf, Some("Please enter a username."), "");
         return Ok(Either::Right((Status::UnprocessableEntity, page)));
     };
     let name = match Name::parse(username) {
         Ok(name) => name,
         Err(error) => {
-            let page = login_page(csrf, Some(&format!("Invalid name: {error}.")), username);
+            let page = login_page(&csrf, Some(&format!("Invalid name: {error}.")), username);
             return Ok(Either::Right((Status::UnprocessableEntity, page)));
         }
     };
@@ -134,14 +145,15 @@ fn form_error(errors: &Errors<'_>) -> AppError {
     }
 }
 
-fn login_page(csrf: CsrfToken, error: Option<&str>, username: &str) -> Page {
+fn login_page(csrf: &CsrfToken<'_>, error: Option<&str>, username: &str) -> Page {
     Page::render(
         "login",
         json!({
             "error": error,
             "username": username,
             "max_chars": MAX_NAME_CHARS,
-            "csrf": csrf.into_value(),
+            "csrf": csrf.value(),
+            "session_csrf": csrf.for_session(),
         }),
     )
 }

@@ -4,58 +4,123 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rocket::http::Method;
+use std::sync::OnceLock;
+
+use rocket::http::{CookieJar, Method};
 use rocket::request::{FromRequest, Outcome, Request};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cookie::{self, Opened};
-use super::{SessionError, guard_start};
+use super::{Session, SessionError, SessionId, Sessions, guard_start};
 
-/// Bytes of randomness in a token.
+/// Bytes of randomness in a cookie token.
 const TOKEN_BYTES: usize = 32;
+/// Sets the session-derived tokens apart from every other use of a session ID.
+const DERIVATION_CONTEXT: &[u8] = b"latch csrf token v1\0";
 /// The form field that carries the token.
 pub const FIELD: &str = "csrf_token";
 
-/// This browser's CSRF token: render [`value`](Self::value) into a hidden `csrf_token` field of
-/// every form that changes state, and [`verify`](Self::verify) what the form sends back.
+/// This browser's CSRF token: render it into a hidden `csrf_token` field of every form that
+/// changes state, and [`verify`](Self::verify) what the form sends back.
 ///
-/// The token lives in a private cookie (encrypted and authenticated with the `secret_key`,
-/// `HttpOnly`, `SameSite=Lax`), created the first time a page asks for it. Another site can
-/// neither read it nor set it, so a forged form cannot carry it.
-#[derive(Debug, Clone)]
-pub struct CsrfToken {
-    value: String,
+/// A visitor with a session gets a token derived from the session ID (SHA-256 of the ID under
+/// a fixed context): nothing is stored or sent besides the page, it cannot be turned back into
+/// the ID, and it changes when the ID rotates at login. A visitor without a session (a login
+/// form) gets a random token kept in a private cookie of its own (`csrf_cookie_name`:
+/// encrypted and authenticated with the `secret_key`, `HttpOnly`, `SameSite=Lax`), created the
+/// first time a form asks for it. Either way another site can neither read nor set the token,
+/// so a forged form cannot carry it, and showing a form stores nothing on the server.
+pub struct CsrfToken<'r> {
+    sessions: &'r Sessions,
+    cookies: &'r CookieJar<'r>,
+    session: Session<'r>,
+    /// The cookie token, once read or created during this request.
+    cookie_token: OnceLock<Option<String>>,
 }
 
-impl CsrfToken {
-    /// The token to put in the form.
-    pub fn value(&self) -> &str {
-        &self.value
+impl CsrfToken<'_> {
+    /// The token for the forms of a page that belongs to a session (a logout button), or
+    /// `None` when the visitor has none. Costs one hash; sets no cookie.
+    pub fn for_session(&self) -> Option<String> {
+        self.session.current_id().map(|id| derive(&id))
     }
 
-    /// The token to put in the form, owned.
-    pub fn into_value(self) -> String {
-        self.value
+    /// The token for a form any visitor may submit (a login form): the session's, or else the
+    /// cookie token, created (and its cookie set) if the browser has none yet.
+    pub fn value(&self) -> String {
+        if let Some(token) = self.for_session() {
+            return token;
+        }
+        if let Some(token) = self.cookie_token() {
+            return token;
+        }
+        let token = generate();
+        let config = self.sessions.config();
+        cookie::seal(
+            self.cookies,
+            &config.csrf_cookie_name,
+            token.clone(),
+            config.cookie_secure,
+            None,
+        );
+        token
     }
 
-    /// Checks a submitted token against this browser's, in constant time.
+    /// Checks a submitted token against this browser's (the session's or the cookie's), in
+    /// constant time.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Csrf`] (403) when it is missing or differs.
+    /// [`SessionError::Csrf`] (403) when it is missing or matches neither.
     pub fn verify(&self, submitted: Option<&str>) -> Result<(), SessionError> {
-        let matches = submitted
-            .is_some_and(|submitted| bool::from(submitted.as_bytes().ct_eq(self.value.as_bytes())));
-        if matches {
+        let Some(submitted) = submitted else {
+            return Err(SessionError::Csrf);
+        };
+        let matches = |expected: &str| bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()));
+        let by_session = self.for_session().is_some_and(|token| matches(&token));
+        let by_cookie = self.cookie_token().is_some_and(|token| matches(&token));
+        if by_session || by_cookie {
             Ok(())
         } else {
             Err(SessionError::Csrf)
         }
     }
+
+    /// The token in the browser's CSRF cookie, if it holds a valid one; a cookie sealed with a
+    /// previous key is resealed with the current one.
+    fn cookie_token(&self) -> Option<String> {
+        self.cookie_token
+            .get_or_init(|| {
+                let config = self.sessions.config();
+                let name = config.csrf_cookie_name.as_str();
+                let (cookie, reseal) =
+                    match cookie::open(self.cookies, name, self.sessions.previous_keys()) {
+                        Opened::Current(cookie) => (cookie, false),
+                        Opened::Previous(cookie) => (cookie, true),
+                        Opened::Unreadable | Opened::Absent => return None,
+                    };
+                let token = cookie.value().to_owned();
+                if !is_token(&token) {
+                    return None;
+                }
+                if reseal {
+                    cookie::seal(
+                        self.cookies,
+                        name,
+                        token.clone(),
+                        config.cookie_secure,
+                        None,
+                    );
+                }
+                Some(token)
+            })
+            .clone()
+    }
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for CsrfToken {
+impl<'r> FromRequest<'r> for CsrfToken<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
@@ -63,24 +128,26 @@ impl<'r> FromRequest<'r> for CsrfToken {
             Ok(sessions) => sessions,
             Err(failure) => return Outcome::Error(failure),
         };
-        let config = sessions.config();
-        let name = config.csrf_cookie_name.as_str();
-        let cookies = request.cookies();
-        let existing = match cookie::open(cookies, name, sessions.previous_keys()) {
-            Opened::Current(cookie) => Some((cookie, false)),
-            Opened::Previous(cookie) => Some((cookie, true)),
-            Opened::Unreadable | Opened::Absent => None,
-        }
-        .filter(|(cookie, _)| is_token(cookie.value()));
-        let (value, reseal) = match existing {
-            Some((cookie, reseal)) => (cookie.value().to_owned(), reseal),
-            None => (generate(), true),
+        let session = match request.guard::<Session<'r>>().await {
+            Outcome::Success(session) => session,
+            Outcome::Error(failure) => return Outcome::Error(failure),
+            Outcome::Forward(status) => return Outcome::Forward(status),
         };
-        if reseal {
-            cookie::seal(cookies, name, value.clone(), config.cookie_secure, None);
-        }
-        Outcome::Success(CsrfToken { value })
+        Outcome::Success(CsrfToken {
+            sessions,
+            cookies: request.cookies(),
+            session,
+            cookie_token: OnceLock::new(),
+        })
     }
+}
+
+/// The token of the session with this ID.
+fn derive(id: &SessionId) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(DERIVATION_CONTEXT);
+    hasher.update(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(hasher.finalize())
 }
 
 fn generate() -> String {
@@ -189,13 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn tokens_compare_exactly() {
-        let token = CsrfToken { value: generate() };
-        assert!(token.verify(Some(&token.value.clone())).is_ok());
-        assert!(token.verify(None).is_err());
-        assert!(token.verify(Some("")).is_err());
-        assert!(token.verify(Some(&generate())).is_err());
-        assert!(is_token(&token.value));
+    fn tokens_are_well_formed_and_derived_ones_differ_per_session() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert!(is_token(&generate()));
+        assert_ne!(generate(), generate());
+        assert_eq!(derive(&a), derive(&a));
+        assert_ne!(derive(&a), derive(&b));
+        assert!(!derive(&a).contains(&a.encode()));
         assert!(!is_token("short"));
     }
 }

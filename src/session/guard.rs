@@ -168,6 +168,12 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
 }
 
 impl Session<'_> {
+    /// The ID of the session this request holds now, as its cookie names it (without
+    /// confirming a cached copy). For derivations such as the CSRF token.
+    pub(crate) fn current_id(&self) -> Option<SessionId> {
+        self.cell.lock().as_ref().map(|active| active.id.clone())
+    }
+
     /// Whether this request has a stored session (one was loaded, or this request created one).
     pub async fn exists(&self) -> Result<bool, SessionError> {
         self.confirm().await?;

@@ -43,6 +43,11 @@ impl SessionId {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// The raw 32 bytes, for derivations inside the session layer (never stored or logged).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The key the store files this session under.
     pub fn hash(&self) -> IdHash {
         IdHash(Sha256::digest(self.0).into())

@@ -58,9 +58,10 @@ async fn a_form_post_without_this_browsers_token_is_refused_and_changes_nothing(
         assert_status(page, Status::Forbidden);
     }
     assert_eq!(app.rows().await, rows_before, "nothing changed");
+    // This browser has a session: its token is derived from the session, no cookie needed.
     let honest = app.post_form_with_token("/login", "username=Grace").await;
     assert_eq!(honest.status(), Status::SeeOther);
-    assert!(app.raw_csrf_cookie().is_some());
+    assert!(app.raw_csrf_cookie().is_none());
 }
 
 async fn logout_is_a_post_and_a_get_only_asks(backend: Backend) {
@@ -392,12 +393,13 @@ async fn a_cookie_sealed_with_a_previous_key_is_accepted_and_resealed(backend: B
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    app.get("/user/Ada").await;
-    let old_cookie = app.raw_cookie().expect("a cookie sealed with the old key");
+    // A login form seen before there is a session: its token lives in the CSRF cookie.
     let old_token = app.csrf_token().await;
     let old_csrf_cookie = app
         .raw_csrf_cookie()
         .expect("a CSRF cookie sealed with the old key");
+    app.get("/user/Ada").await;
+    let old_cookie = app.raw_cookie().expect("a cookie sealed with the old key");
 
     // Rotate: the new key seals, the old one only opens.
     let rotated = app
@@ -422,8 +424,8 @@ async fn a_cookie_sealed_with_a_previous_key_is_accepted_and_resealed(backend: B
         .expect("the response reseals the cookie");
     assert_ne!(new_cookie, old_cookie);
     // The CSRF cookie too: same token, resealed.
-    let form = rotated
-        .client
+    let fresh_browser = rotated.second_instance().await;
+    let form = fresh_browser
         .get("/login")
         .cookie(Cookie::new(CSRF_COOKIE, old_csrf_cookie))
         .dispatch()
