@@ -30,6 +30,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(session::purge::fairing())
         .attach(session::no_store::NoStore)
         .attach(headers::fairing())
+        .attach(headers::no_default_shield())
         .attach(templates::stage())
         .mount("/", routes::pages())
         .mount("/name", routes::api())

@@ -6,7 +6,6 @@ use rocket::http::{Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, content::RawHtml};
 use rocket::{Route, get, routes};
-use serde::Serialize;
 use tera::Tera;
 
 /// Every template, by the name pages render and `extends` / `import` use.
@@ -74,11 +73,12 @@ pub struct Page {
 }
 
 impl Page {
-    /// The template `name` with `context` (any `Serialize` map, e.g. `json!({ … })`).
-    pub fn render(name: &'static str, context: impl Serialize) -> Self {
+    /// The template `name` with `context`, a JSON object (`json!({ … })`), taken as it is
+    /// rather than serialized again.
+    pub fn render(name: &'static str, context: serde_json::Value) -> Self {
         Self {
             name,
-            context: tera::Context::from_serialize(context),
+            context: tera::Context::from_value(context),
         }
     }
 }

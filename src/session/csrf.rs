@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cookie::{self, Opened};
-use super::{Session, SessionError, SessionId, Sessions, guard_start};
+use super::{Session, SessionError, SessionId, Sessions};
 
 /// Bytes of randomness in a cookie token.
 const TOKEN_BYTES: usize = 32;
@@ -124,17 +124,14 @@ impl<'r> FromRequest<'r> for CsrfToken<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let sessions = match guard_start(request) {
-            Ok(sessions) => sessions,
-            Err(failure) => return Outcome::Error(failure),
-        };
+        // The session guard makes the checks every session-layer guard makes (`guard_start`).
         let session = match request.guard::<Session<'r>>().await {
             Outcome::Success(session) => session,
             Outcome::Error(failure) => return Outcome::Error(failure),
             Outcome::Forward(status) => return Outcome::Forward(status),
         };
         Outcome::Success(CsrfToken {
-            sessions,
+            sessions: session.sessions,
             cookies: request.cookies(),
             session,
             cookie_token: OnceLock::new(),

@@ -26,7 +26,7 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 /// method returns, so a handler that got `Ok` may tell the user it was saved.
 #[derive(Clone, Copy)]
 pub struct Session<'r> {
-    sessions: &'r Sessions,
+    pub(crate) sessions: &'r Sessions,
     cookies: &'r CookieJar<'r>,
     cell: &'r SessionCell,
 }
