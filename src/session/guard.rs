@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rocket::http::CookieJar;
+use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 use serde::Serialize;
@@ -88,17 +88,28 @@ impl<'r> FromRequest<'r> for Session<'r> {
         };
         let cookies = request.cookies();
         let loaded = request
-            .local_cache_async(async { load(sessions, cookies).await })
+            .local_cache_async(async { LoadedSession(Some(load(sessions, cookies).await)) })
             .await;
-        match loaded {
-            Ok(cell) => Outcome::Success(Session {
+        match loaded.0.as_ref() {
+            Some(Ok(cell)) => Outcome::Success(Session {
                 sessions,
                 cookies,
                 cell,
             }),
-            Err(error) => Outcome::Error((error.status(), error.clone())),
+            Some(Err(error)) => Outcome::Error((error.status(), error.clone())),
+            None => Outcome::Error((Status::InternalServerError, SessionError::NotConfigured)),
         }
     }
+}
+
+/// The session this request loaded, kept for the rest of the request (`None`: the guard never
+/// ran). [`NoStore`](super::no_store::NoStore) reads it: a response to a request that loaded a
+/// session (or found none) depends on the session cookie.
+pub(crate) struct LoadedSession(pub(crate) Option<Result<SessionCell, SessionError>>);
+
+/// Whether the session guard ran for `request`.
+pub(crate) fn session_was_loaded(request: &Request<'_>) -> bool {
+    request.local_cache(|| LoadedSession(None)).0.is_some()
 }
 
 impl Sentinel for Session<'_> {

@@ -22,8 +22,11 @@
 //!   requests never lose each other's updates; [`Session::update`] gives an atomic
 //!   read-modify-write. A change to a session that was destroyed meanwhile is refused
 //!   ([`SessionError::Ended`]) rather than bringing the session back.
-//! - **The ID rotates on privilege change.** [`Session::regenerate`] moves the data to a fresh ID
-//!   in one statement; the old ID stops working at once. Call it at login.
+//! - **The ID rotates on privilege change.** [`Session::regenerate_with`] moves the session to a
+//!   fresh ID and changes its data in one statement: the old ID stops working at once and never
+//!   shows the new data. Call it at login.
+//! - **Bounded.** A write that would grow the data past `max_data_bytes` is refused
+//!   ([`SessionError::TooLarge`]) and stores nothing.
 //! - **Few round trips.** Writes are queued for a writer task that applies whatever is waiting
 //!   as a few multi-row statements in one transaction (on SQLite: one fsync per batch; see
 //!   `store/batch.rs`). On SQLite, where this process is the only writer, a [`CachedStore`]
@@ -35,7 +38,12 @@
 //!   Until then they are invisible: every read and write checks the deadline itself.
 //! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or
 //!   expired cookie is treated as a new visitor (and a stale cookie is removed). An ID the server
-//!   did not issue is never adopted: a new session always gets a new ID.
+//!   did not issue is never adopted: a new session always gets a new ID. During a key rotation a
+//!   cookie sealed with one of the [`PreviousKeys`] still opens, and is resealed with the current
+//!   key; only the current key ever seals.
+//! - **Cross-site requests change nothing.** The guards refuse a state-changing request that a
+//!   browser marks as cross-site ([`csrf::refuse_cross_site`]), forms carry a [`CsrfToken`], and
+//!   every response that depends on the session is marked `no-store` ([`no_store::NoStore`]).
 
 mod config;
 mod cookie;
@@ -56,7 +64,6 @@ pub use csrf::CsrfToken;
 pub use error::{SessionError, error_chain};
 pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
-pub(crate) use no_store::mark_cookie_dependent;
 pub use store::{
     CachedStore, Loaded, PostgresStore, Record, Rekeyed, SessionData, SessionStore, SqliteStore,
     StoreStats,
@@ -119,8 +126,8 @@ impl Sessions {
     }
 }
 
-/// What every session-layer guard does first: finds the managed [`Sessions`], refuses a
-/// cross-site state-changing request, and marks the response as depending on cookies.
+/// What every session-layer guard does first: finds the managed [`Sessions`] and refuses a
+/// cross-site state-changing request.
 fn guard_start<'r>(
     request: &'r rocket::Request<'_>,
 ) -> Result<&'r Sessions, (rocket::http::Status, SessionError)> {
@@ -131,7 +138,6 @@ fn guard_start<'r>(
         ));
     };
     csrf::refuse_cross_site(request).map_err(|error| (error.status(), error))?;
-    mark_cookie_dependent(request);
     Ok(sessions)
 }
 

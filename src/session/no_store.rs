@@ -5,14 +5,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Request, Response};
 
 use super::Sessions;
-
-/// Whether this request's response depends on its cookies (set by the session and CSRF guards).
-struct CookieDependent(bool);
-
-/// Marks the response to `request` as depending on its cookies.
-pub(crate) fn mark_cookie_dependent(request: &Request<'_>) {
-    request.local_cache(|| CookieDependent(true));
-}
+use super::guard::session_was_loaded;
 
 /// Adds `Cache-Control: no-store` and `Vary: Cookie` to every response that used the
 /// [`Session`](super::Session) or [`CsrfToken`](super::CsrfToken) guard, or that sets or
@@ -30,8 +23,8 @@ impl Fairing for NoStore {
     }
 
     async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
-        let used = request.local_cache(|| CookieDependent(false)).0;
-        if !used && !sets_a_latch_cookie(request, response) {
+        // The CSRF guard loads the session too.
+        if !session_was_loaded(request) && !sets_a_latch_cookie(request, response) {
             return;
         }
         response.set_raw_header("Cache-Control", "no-store");

@@ -212,6 +212,12 @@ async fn session_responses_are_not_cached(backend: Backend) {
             Some("same-origin"),
             "{uri}"
         );
+        assert_eq!(
+            headers.get_one("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{uri}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
     }
     let touched = app.get("/user").await;
     assert_eq!(touched.headers().get_one("Cache-Control"), Some("no-store"));
