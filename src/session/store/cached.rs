@@ -448,9 +448,12 @@ mod tests {
             let store = Arc::clone(&store);
             async move { store.load(&id, 10).await }
         });
-        while store.inner.loads.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let started = tokio::time::timeout(Duration::from_secs(10), async {
+            while store.inner.loads.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        started.await.expect("the read reaches the store");
         // ... a write lands meanwhile ...
         assert!(
             store
@@ -459,7 +462,11 @@ mod tests {
                 .expect("save")
         );
         gate.add_permits(1);
-        let stale = slow.await.expect("joined").expect("load");
+        let stale = tokio::time::timeout(Duration::from_secs(10), slow)
+            .await
+            .expect("the slow read finishes")
+            .expect("joined")
+            .expect("load");
         gate.add_permits(1);
 
         // ... and the next read sees the write, not the slow read's row.
