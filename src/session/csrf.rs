@@ -18,8 +18,6 @@ use super::{Session, SessionError, SessionId, Sessions};
 const TOKEN_BYTES: usize = 32;
 /// Sets the session-derived tokens apart from every other use of a session ID.
 const DERIVATION_CONTEXT: &[u8] = b"latch csrf token v1\0";
-/// The form field that carries the token.
-pub const FIELD: &str = "csrf_token";
 
 /// This browser's CSRF token: render it into a hidden `csrf_token` field of every form that
 /// changes state, and [`verify`](Self::verify) what the form sends back.

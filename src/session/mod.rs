@@ -126,8 +126,8 @@ impl Sessions {
     }
 }
 
-/// What every session-layer guard does first: finds the managed [`Sessions`] and refuses a
-/// cross-site state-changing request.
+/// What the session guard (and so the CSRF guard, which builds on it) does first: finds the
+/// managed [`Sessions`] and refuses a cross-site state-changing request.
 fn guard_start<'r>(
     request: &'r rocket::Request<'_>,
 ) -> Result<&'r Sessions, (rocket::http::Status, SessionError)> {
