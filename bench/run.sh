@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # latch's load benchmark. Starts the release server on SQLite and/or PostgreSQL and measures,
 # with wrk (32 connections, 10 s after a 3 s warm-up):
-#   W0 ceiling    GET /login: the same server on a route that touches no session
+#   W0 ceiling    GET /login: the same server on a page that reads and writes no session row
+#                 (since the hardening it seals a CSRF cookie for each cookieless client)
 #   W1 read       GET /user with one of 1,000 session cookies, rotating
 #   W2 write      GET / (page-view counter) with rotating cookies
 #   W3 create     GET /user/x without a cookie: one new session per request
