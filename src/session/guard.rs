@@ -309,13 +309,7 @@ impl Session<'_> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut data = current.data.clone();
             let outcome = edit(&mut DataMut(&mut data))?;
-            self.check_size(&data)?;
-            let next = Record {
-                data,
-                version: current.version + 1,
-                created_at: current.created_at,
-                expires_at: self.sessions.deadline(current.created_at, now),
-            };
+            let next = self.next_record(&current, data, now)?;
             loop {
                 let id = SessionId::generate();
                 match self
@@ -410,6 +404,23 @@ impl Session<'_> {
         Ok(outcome)
     }
 
+    /// The record that follows `current` when `data` is written at `now`: the next version,
+    /// the idle deadline moved forward. Refuses data past `max_data_bytes`.
+    fn next_record(
+        &self,
+        current: &Record,
+        data: SessionData,
+        now: i64,
+    ) -> Result<Record, SessionError> {
+        self.check_size(&data)?;
+        Ok(Record {
+            data,
+            version: current.version + 1,
+            created_at: current.created_at,
+            expires_at: self.sessions.deadline(current.created_at, now),
+        })
+    }
+
     /// Refuses data whose JSON form is longer than `max_data_bytes`.
     fn check_size(&self, data: &SessionData) -> Result<(), SessionError> {
         let limit = self.sessions.config.max_data_bytes;
@@ -448,13 +459,7 @@ impl Session<'_> {
                 return Ok(outcome);
             }
             if !unchanged {
-                self.check_size(&data)?;
-                let next = Record {
-                    data,
-                    version: current.version + 1,
-                    created_at: current.created_at,
-                    expires_at: self.sessions.deadline(current.created_at, now),
-                };
+                let next = self.next_record(&current, data, now)?;
                 if self.sessions.store.save(&hash, &next, now).await? {
                     set_cookie(
                         self.sessions,
