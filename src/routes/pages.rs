@@ -73,9 +73,10 @@ struct TokenOnly<'r> {
 )]
 #[get("/logout")]
 fn logout_confirm(csrf: CsrfToken<'_>) -> Page {
+    let (form_token, session_token) = form_tokens(&csrf);
     Page::render(
         "logout_confirm",
-        json!({ "csrf": csrf.value(), "session_csrf": csrf.for_session() }),
+        json!({ "csrf": form_token, "session_csrf": session_token }),
     )
 }
 
@@ -146,14 +147,26 @@ fn form_error(errors: &Errors<'_>) -> AppError {
 }
 
 fn login_page(csrf: &CsrfToken<'_>, error: Option<&str>, username: &str) -> Page {
+    let (form_token, session_token) = form_tokens(csrf);
     Page::render(
         "login",
         json!({
             "error": error,
             "username": username,
             "max_chars": MAX_NAME_CHARS,
-            "csrf": csrf.value(),
-            "session_csrf": csrf.for_session(),
+            "csrf": form_token,
+            "session_csrf": session_token,
         }),
     )
+}
+
+/// The token for a page's own form, and the session's for its header (the same one when there
+/// is a session): one hash, not two.
+fn form_tokens(csrf: &CsrfToken<'_>) -> (String, Option<String>) {
+    let session_token = csrf.for_session();
+    let form_token = match &session_token {
+        Some(token) => token.clone(),
+        None => csrf.value(),
+    };
+    (form_token, session_token)
 }

@@ -60,10 +60,6 @@ impl PreviousKeys {
     pub fn new(keys: Vec<Key>) -> Self {
         Self(keys)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// How a private cookie was opened.

@@ -1,18 +1,19 @@
-//! Cross-site request forgery defences: a synchronizer token for forms, kept in a private cookie
-//! of its own (so showing a form stores nothing on the server), and a check of the `Origin` and
-//! `Sec-Fetch-Site` headers that every state-changing request must pass.
+//! Cross-site request forgery defences: a synchronizer token for forms (derived from the session,
+//! or kept in a private cookie of its own before there is one, so showing a form stores nothing
+//! on the server), and a check of the `Origin` and `Sec-Fetch-Site` headers that every
+//! state-changing request must pass.
+
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::sync::OnceLock;
-
-use rocket::http::{CookieJar, Method};
+use rocket::http::Method;
 use rocket::request::{FromRequest, Outcome, Request};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cookie::{self, Opened};
-use super::{Session, SessionError, SessionId, Sessions};
+use super::{Session, SessionError, SessionId};
 
 /// Bytes of randomness in a cookie token.
 const TOKEN_BYTES: usize = 32;
@@ -30,8 +31,6 @@ const DERIVATION_CONTEXT: &[u8] = b"latch csrf token v1\0";
 /// first time a form asks for it. Either way another site can neither read nor set the token,
 /// so a forged form cannot carry it, and showing a form stores nothing on the server.
 pub struct CsrfToken<'r> {
-    sessions: &'r Sessions,
-    cookies: &'r CookieJar<'r>,
     session: Session<'r>,
     /// The cookie token, once read or created during this request.
     cookie_token: OnceLock<Option<String>>,
@@ -54,9 +53,9 @@ impl CsrfToken<'_> {
             return token;
         }
         let token = generate();
-        let config = self.sessions.config();
+        let config = self.session.sessions.config();
         cookie::seal(
-            self.cookies,
+            self.session.cookies,
             &config.csrf_cookie_name,
             token.clone(),
             config.cookie_secure,
@@ -90,10 +89,11 @@ impl CsrfToken<'_> {
     fn cookie_token(&self) -> Option<String> {
         self.cookie_token
             .get_or_init(|| {
-                let config = self.sessions.config();
+                let sessions = self.session.sessions;
+                let config = sessions.config();
                 let name = config.csrf_cookie_name.as_str();
                 let (cookie, reseal) =
-                    match cookie::open(self.cookies, name, self.sessions.previous_keys()) {
+                    match cookie::open(self.session.cookies, name, sessions.previous_keys()) {
                         Opened::Current(cookie) => (cookie, false),
                         Opened::Previous(cookie) => (cookie, true),
                         Opened::Unreadable | Opened::Absent => return None,
@@ -104,7 +104,7 @@ impl CsrfToken<'_> {
                 }
                 if reseal {
                     cookie::seal(
-                        self.cookies,
+                        self.session.cookies,
                         name,
                         token.clone(),
                         config.cookie_secure,
@@ -122,15 +122,13 @@ impl<'r> FromRequest<'r> for CsrfToken<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        // The session guard makes the checks every session-layer guard makes (`guard_start`).
+        // The session guard finds the managed state and refuses cross-site writes.
         let session = match request.guard::<Session<'r>>().await {
             Outcome::Success(session) => session,
             Outcome::Error(failure) => return Outcome::Error(failure),
             Outcome::Forward(status) => return Outcome::Forward(status),
         };
         Outcome::Success(CsrfToken {
-            sessions: session.sessions,
-            cookies: request.cookies(),
             session,
             cookie_token: OnceLock::new(),
         })

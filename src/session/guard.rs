@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::cookie::{self, Opened};
+use super::csrf::refuse_cross_site;
 use super::store::{Loaded, Record, Rekeyed, SessionData};
-use super::{Key, SessionError, SessionId, Sessions, error_chain, guard_start, now_ms};
+use super::{Key, SessionError, SessionId, Sessions, error_chain, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
 /// instance writes to a session take turns (see `Sessions::write_lock`), so retries are rare.
@@ -27,7 +28,7 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 #[derive(Clone, Copy)]
 pub struct Session<'r> {
     pub(crate) sessions: &'r Sessions,
-    cookies: &'r CookieJar<'r>,
+    pub(crate) cookies: &'r CookieJar<'r>,
     cell: &'r SessionCell,
 }
 
@@ -82,10 +83,14 @@ impl<'r> FromRequest<'r> for Session<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let sessions = match guard_start(request) {
-            Ok(sessions) => sessions,
-            Err(failure) => return Outcome::Error(failure),
+        let Some(sessions) = request.rocket().state::<Sessions>() else {
+            return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
         };
+        // Here rather than per route, so every route that uses a session (and the CSRF guard,
+        // which builds on this one) refuses cross-site writes.
+        if let Err(error) = refuse_cross_site(request) {
+            return Outcome::Error((error.status(), error));
+        }
         let cookies = request.cookies();
         let loaded = request
             .local_cache_async(async { LoadedSession(Some(load(sessions, cookies).await)) })

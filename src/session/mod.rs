@@ -126,21 +126,6 @@ impl Sessions {
     }
 }
 
-/// What the session guard (and so the CSRF guard, which builds on it) does first: finds the
-/// managed [`Sessions`] and refuses a cross-site state-changing request.
-fn guard_start<'r>(
-    request: &'r rocket::Request<'_>,
-) -> Result<&'r Sessions, (rocket::http::Status, SessionError)> {
-    let Some(sessions) = request.rocket().state::<Sessions>() else {
-        return Err((
-            rocket::http::Status::InternalServerError,
-            SessionError::NotConfigured,
-        ));
-    };
-    csrf::refuse_cross_site(request).map_err(|error| (error.status(), error))?;
-    Ok(sessions)
-}
-
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell
 /// string keys and every use of a key agrees on its type:
 ///
