@@ -1,9 +1,10 @@
 //! The app's typed configuration, read from Rocket's figment (`Rocket.toml`, `ROCKET_*`, and
 //! `DATABASE_URL`), checked key by key before anything starts.
 
-use rocket::figment::Figment;
-use rocket::figment::providers::Env;
+use rocket::config::Ident;
+use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::value::Dict;
+use rocket::figment::{Figment, Profile};
 use serde::Deserialize;
 
 use crate::session::{ConfigError, SessionConfig, check_range};
@@ -102,10 +103,24 @@ impl Config {
     }
 }
 
-/// Rocket's usual figment plus `DATABASE_URL`, the variable sqlx-cli and most hosts use, which
-/// wins over `database_url` from `Rocket.toml`.
+/// Rocket's usual figment (defaults, `Rocket.toml`, `ROCKET_*`, `ROCKET_PROFILE`) with two changes:
+/// responses do not name the server unless `ident` is set (Rocket's default sends
+/// `Server: Rocket`, which tells a scanner what to try and costs every response a header), and
+/// `DATABASE_URL`, the variable sqlx-cli and most hosts use, wins over `database_url` from
+/// `Rocket.toml`.
 pub fn figment() -> Figment {
-    rocket::Config::figment().merge(Env::raw().only(&["DATABASE_URL"]))
+    let defaults = rocket::Config {
+        ident: Ident::none(),
+        ..rocket::Config::default()
+    };
+    Figment::from(defaults)
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .merge(Env::raw().only(&["DATABASE_URL"]))
+        .select(Profile::from_env_or(
+            "ROCKET_PROFILE",
+            rocket::Config::DEFAULT_PROFILE,
+        ))
 }
 
 #[cfg(test)]

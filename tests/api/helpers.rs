@@ -200,9 +200,10 @@ pub fn database_url_for(admin_url: &str, name: &str) -> String {
     }
 }
 
-/// The figment every test app starts from: a fixed key, quiet logs, and `database_url`.
+/// The figment every test app starts from: the binary's, with a fixed key, quiet logs, and
+/// `database_url`.
 pub fn test_figment(database_url: &str) -> Figment {
-    rocket::Config::figment()
+    latch::figment()
         .merge(("secret_key", TEST_SECRET_KEY))
         .merge(("log_level", "off"))
         .merge(("database_url", database_url))

@@ -324,6 +324,39 @@ async fn assert_launches_and_serves(session: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_do_not_name_the_server_unless_ident_is_set() {
+    let scratch = Scratch::new();
+    let mut process = Process::spawn(scratch.latch());
+    process.wait_until_listening(scratch.port);
+    let home = http_client()
+        .get(scratch.url("/"))
+        .send()
+        .await
+        .expect("GET /");
+    let server = home.headers().get(reqwest::header::SERVER).cloned();
+    assert_eq!(home.status(), 200, "{}", process.output());
+    assert_eq!(server, None, "a Server header");
+
+    let scratch = Scratch::new();
+    let mut process = Process::spawn({
+        let mut command = scratch.latch();
+        command.env("ROCKET_IDENT", "latch");
+        command
+    });
+    process.wait_until_listening(scratch.port);
+    let home = http_client()
+        .get(scratch.url("/"))
+        .send()
+        .await
+        .expect("GET /");
+    let server = home.headers().get(reqwest::header::SERVER).cloned();
+    assert_eq!(
+        server.as_ref().map(|value| value.as_bytes()),
+        Some(&b"latch"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_pages_and_stylesheet_from_an_empty_working_directory() {
     let scratch = Scratch::new();
     let mut process = Process::spawn(scratch.latch());
