@@ -11,7 +11,7 @@ use serde_json::json as context;
 use crate::templates::Page;
 
 use crate::name::NameError;
-use crate::session::{SessionError, error_chain};
+use latch::{SessionError, error_chain};
 
 /// Everything a handler can fail with, named by what happened.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,10 @@
 use rocket::error::ErrorKind;
 use rocket::figment::Figment;
 
-use crate::config::Config;
-use crate::db::{self, SetupError};
+use latch::{ConfigError, SessionManager, SetupError, error_chain};
+
+use crate::config;
 use crate::secret::{self, SecretKeyError};
-use crate::session::{ConfigError, PreviousKeys, error_chain};
 
 /// Why the server did not start, or did not stop cleanly; `main` prints it on one line.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +39,18 @@ pub enum LaunchError {
 ///
 /// A [`LaunchError`] that says what failed and which setting to look at.
 pub async fn serve(figment: Figment) -> Result<(), LaunchError> {
-    let config = Config::load(&figment)?;
-    let previous_keys = PreviousKeys::from_figment(&figment)?;
+    let config = config::load(&figment)?;
     let rocket_config =
         rocket::Config::try_from(&figment).map_err(|error| ConfigError::from_figment(&error))?;
     let figment = secret::resolve(&figment)?.unwrap_or(figment);
-    let (database, sessions) = db::open(&config, previous_keys).await?;
+    // Opened here rather than by the `Latch` fairing (which keeps what it finds managed), so a
+    // database that does not answer is this function's one-line error.
+    let (database, store) = latch::open(&config.database, &config.session).await?;
+    let manager =
+        SessionManager::new(store, config.session).with_previous_keys(config.previous_keys);
     let launched = crate::rocket(figment)
         .manage(database)
-        .manage(sessions)
+        .manage(manager)
         .launch()
         .await;
     match launched {

@@ -1,12 +1,11 @@
-//! latch: server-side sessions for Rocket, kept in SQLite or PostgreSQL, and a small web app
-//! that walks through what sessions are for.
+//! The latch walkthrough: a small web app that shows what server-side sessions are for, built on
+//! the `latch` session library (in `latch/`).
 //!
-//! The session layer lives in [`session`] and knows nothing of the pages; [`routes`] are the
-//! pages and JSON API that use it. [`rocket`] builds the whole app; the binary and the tests
-//! both call it, and [`launch::serve`] runs it from the binary.
+//! [`routes`] are the pages and JSON API; they take the library's `Session` and `CsrfToken`
+//! guards and know nothing of how sessions are stored. [`rocket()`] builds the whole app; the
+//! binary and the tests both call it, and [`launch::serve`] runs it from the binary.
 
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod headers;
 pub mod launch;
@@ -14,7 +13,6 @@ pub mod name;
 pub mod ops;
 pub mod routes;
 pub mod secret;
-pub mod session;
 pub mod templates;
 
 use rocket::figment::Figment;
@@ -22,13 +20,11 @@ use rocket::{Build, Rocket};
 
 pub use config::figment;
 
-/// The latch app, configured by `figment` (see [`config::figment`] for the usual one).
+/// The walkthrough app, configured by `figment` (see [`config::figment`] for the usual one).
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(secret::stage())
-        .attach(db::stage())
-        .attach(session::purge::fairing())
-        .attach(session::no_store::NoStore)
+        .attach(latch::Latch::fairing())
         .attach(headers::fairing())
         .attach(headers::no_default_shield())
         .attach(templates::stage())

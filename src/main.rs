@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use latch::ops;
-use latch::session::error_chain;
+use latch::error_chain;
+use latch_walkthrough::ops;
 
 /// Server-side sessions for Rocket: the walkthrough app and its operator commands.
 ///
@@ -46,7 +46,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Serve = command {
-        return match latch::launch::serve(latch::figment()).await {
+        return match latch_walkthrough::launch::serve(latch_walkthrough::figment()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error}");

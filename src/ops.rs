@@ -1,13 +1,12 @@
 //! Operator commands (`latch migrate`, `latch purge`, `latch sessions stats`): the same
 //! configuration and database code as the server, run once from the command line.
 
+use latch::purge::purge_expired;
+use latch::{ConfigError, Database, SessionConfig, SessionError, SetupError, now_ms};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::{Config, figment};
-use crate::db::{Database, SetupError};
-use crate::session::purge::purge_expired;
-use crate::session::{ConfigError, SessionConfig, SessionError, now_ms};
+use crate::config::{self, figment};
 
 /// Why an operator command failed; `main` prints it with its causes and exits non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -21,34 +20,31 @@ pub enum OpsError {
 }
 
 /// The configuration the server would use.
-pub fn load_config() -> Result<Config, OpsError> {
-    Ok(Config::load(&figment())?)
+pub fn load_config() -> Result<latch::Config, OpsError> {
+    Ok(config::load(&figment())?)
 }
 
-/// Applies pending migrations; returns a line for the operator.
-pub async fn migrate(config: &Config) -> Result<String, OpsError> {
-    let database = Database::connect(config).await?;
-    database.migrate().await?;
+/// Applies latch's pending migrations; returns a line for the operator.
+pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
+    let database = Database::connect(&config.database).await?;
+    database.apply_schema().await?;
     Ok(format!("migrations applied ({})", database.backend_name()))
 }
 
 /// One purge pass over expired sessions, as the background task runs it.
-pub async fn purge(config: &Config) -> Result<String, OpsError> {
-    let database = Database::connect(config).await?;
+pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
+    let database = Database::connect(&config.database).await?;
     let store = database.session_store(&uncached()).await?;
     let removed = purge_expired(store.as_ref(), now_ms(), config.session.purge_batch_size).await?;
     Ok(format!("removed {removed} expired sessions"))
 }
 
 /// Counts of live and expired sessions, and the age of the oldest live one.
-pub async fn stats(config: &Config) -> Result<String, OpsError> {
-    let database = Database::connect(config).await?;
+pub async fn stats(config: &latch::Config) -> Result<String, OpsError> {
+    let database = Database::connect(&config.database).await?;
+    database.apply_schema().await?;
     let now = now_ms();
-    let stats = database
-        .session_store(&uncached())
-        .await?
-        .stats(now)
-        .await?;
+    let stats = database.stats(now).await?;
     let oldest = match stats.oldest_live_created_at {
         Some(created_at) => {
             let minutes = (now - created_at) / 60_000;

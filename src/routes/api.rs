@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::NAME;
 use crate::error::{ApiError, AppError};
 use crate::name::Name;
-use crate::session::Session;
+use latch::Session;
 
 pub fn routes() -> Vec<Route> {
     routes![get_name, set_name]

@@ -8,7 +8,7 @@ pub use api::routes as api;
 pub use health::routes as health;
 pub use pages::routes as pages;
 
-use crate::session::Key;
+use latch::Key;
 
 /// The session keys this app stores.
 mod keys {

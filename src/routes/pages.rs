@@ -9,8 +9,8 @@ use serde_json::json;
 use super::keys::{NAME, PAGE_VIEWS};
 use crate::error::AppError;
 use crate::name::{MAX_NAME_CHARS, Name};
-use crate::session::{CsrfToken, Session};
 use crate::templates::Page;
+use latch::{CsrfToken, Session};
 
 pub fn routes() -> Vec<Route> {
     routes![

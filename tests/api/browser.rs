@@ -1,6 +1,12 @@
 //! The walkthrough in a real headless Chromium, driven over chromedriver against the real binary:
 //! counter, set / view / destroy, login, and the HttpOnly cookie. The SQLite run saves a
-//! screenshot of each step into `docs/screenshots/`.
+//! screenshot of each step into `screenshots/` under cargo's target temp directory (by default
+//! `target/tmp/screenshots/`), so a test run leaves the tracked files alone. To refresh the
+//! README's pictures in `docs/screenshots/`, name that folder in `LATCH_SCREENSHOTS_DIR`:
+//!
+//! ```text
+//! LATCH_SCREENSHOTS_DIR=docs/screenshots cargo test --test api browser
+//! ```
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -23,6 +29,9 @@ use crate::server::{Server, free_port};
 const REQUIRE_BROWSER_VAR: &str = "LATCH_REQUIRE_BROWSER";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// A folder to save the screenshots in instead of the default (see the module docs); a relative
+/// path is taken from the package root, which is also where cargo runs the tests.
+const SCREENSHOTS_DIR_VAR: &str = "LATCH_SCREENSHOTS_DIR";
 /// How long a page may take to show what a step expects; generous because the suite runs
 /// several browsers at once on a small machine.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -75,7 +84,7 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
     browser.goto(&server.url("/user/Ada")).await;
     let set = browser.wait_for_page("/user/Ada", "Session set").await;
     browser.screenshot("02-set-name.png").await;
-    let stored = session_data(backend, db.url()).await;
+    let stored = db.rows().await;
     browser.click_link("View here").await;
     let view = browser
         .wait_for_page("/user", "This name came back from your session")
@@ -87,7 +96,7 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
         .await;
     let logout = browser.wait_for_page("/logout", "logged out!").await;
     browser.screenshot("04-logout.png").await;
-    let after_logout = session_data(backend, db.url()).await;
+    let after_logout = db.rows().await;
     let cookie_after_logout = browser.session_cookie().await;
     browser.click_link("Check session").await;
     let check = browser.wait_for_page("/user", "user logged out!").await;
@@ -98,14 +107,16 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
         "{set}"
     );
     assert!(
-        stored.len() == 1 && stored[0].contains("Ada"),
+        stored.len() == 1 && stored[0].data.to_string().contains("Ada"),
         "the name is stored in one row: {stored:?}"
     );
     assert!(view.contains("Logout"), "{view}");
     assert_eq!(heading, "Ada");
     assert!(logout.contains("Check session"), "{logout}");
     assert!(
-        !after_logout.iter().any(|data| data.contains("Ada")),
+        !after_logout
+            .iter()
+            .any(|row| row.data.to_string().contains("Ada")),
         "no row holds the name after logout: {after_logout:?}"
     );
     assert!(
@@ -163,7 +174,7 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
         .session_cookie()
         .await
         .expect("a session cookie after login");
-    let rows = session_data(backend, db.url()).await;
+    let rows = db.rows().await;
 
     assert!(greeting.contains("Hello Grace"), "{greeting}");
     // The data moved to the new ID: this is the session's second visit to the counter.
@@ -205,7 +216,7 @@ async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend
         "the new cookie opens the signed-in session: {with_new_cookie}"
     );
     assert!(
-        rows.len() == 1 && rows[0].contains("Grace"),
+        rows.len() == 1 && rows[0].data.to_string().contains("Grace"),
         "one row, under the new ID, holds the name: {rows:?}"
     );
     browser.close().await;
@@ -245,7 +256,7 @@ async fn page_scripts_cannot_read_the_session_cookie(backend: Backend) {
 /// A headless Chromium under its own chromedriver, on its own port and profile.
 struct Browser {
     client: Client,
-    /// Where screenshots go: `docs/screenshots/` on the SQLite run, nowhere on the other.
+    /// Where screenshots go on the SQLite run ([`screenshots_dir`]); nowhere on the other.
     screenshots: Option<PathBuf>,
     // Declared last: the driver and the browser die before their profile directory is removed.
     _driver: Chromedriver,
@@ -303,8 +314,7 @@ impl Browser {
                     .expect("start a Chromium session through chromedriver")
             }
         };
-        let screenshots = (backend == Backend::Sqlite)
-            .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"));
+        let screenshots = (backend == Backend::Sqlite).then(screenshots_dir);
         Some(Self {
             client,
             screenshots,
@@ -382,14 +392,17 @@ impl Browser {
             .find(|cookie| cookie.name() == COOKIE)
     }
 
-    /// Saves the viewport as `docs/screenshots/<name>` on the SQLite run.
+    /// Saves the viewport as `<name>` in [`screenshots_dir`] on the SQLite run.
     async fn screenshot(&self, name: &str) {
         let Some(dir) = &self.screenshots else {
             return;
         };
         let png = self.client.screenshot().await.expect("take a screenshot");
-        std::fs::create_dir_all(dir).expect("create docs/screenshots");
-        std::fs::write(dir.join(name), png).expect("save the screenshot");
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|error| panic!("create {}: {error}", dir.display()));
+        let path = dir.join(name);
+        std::fs::write(&path, png)
+            .unwrap_or_else(|error| panic!("save {}: {error}", path.display()));
     }
 
     /// Ends the WebDriver session, which quits Chromium; the driver goes when `self` drops.
@@ -522,28 +535,14 @@ fn browser_installed() -> bool {
     false
 }
 
-/// The `data` column of every row of the `sessions` table, read straight from the database.
-async fn session_data(backend: Backend, database_url: &str) -> Vec<String> {
-    use sqlx::Connection as _;
-    let sql = "select data from sessions";
-    match backend {
-        Backend::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(database_url)
-                .await
-                .expect("open the SQLite test database");
-            sqlx::query_scalar(sql)
-                .fetch_all(&mut connection)
-                .await
-                .expect("read the sessions table")
-        }
-        Backend::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(database_url)
-                .await
-                .expect("connect to the Postgres test database");
-            sqlx::query_scalar(sql)
-                .fetch_all(&mut connection)
-                .await
-                .expect("read the sessions table")
-        }
+/// Where the screenshots go: `$LATCH_SCREENSHOTS_DIR` when it is set (a relative path from the
+/// package root, e.g. `docs/screenshots` for the README's pictures), else `screenshots/` in
+/// cargo's temp directory for integration tests (`target/tmp/`, or under `$CARGO_TARGET_DIR`),
+/// which is not tracked.
+fn screenshots_dir() -> PathBuf {
+    match std::env::var_os(SCREENSHOTS_DIR_VAR) {
+        // `join` keeps an absolute path as it is.
+        Some(dir) if !dir.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+        _ => Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use latch::session::{Record, SessionData, SessionId, now_ms};
+use latch::{Record, SessionData, SessionId, now_ms};
 use rocket::http::Status;
 
 use crate::helpers::{Backend, TestApp, TestDb, backend_tests, read};

@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
-use latch::db::Database;
-use latch::session::{
-    IdHash, Loaded, Record, Rekeyed, SessionError, SessionId, SessionStore, Sessions, StoreStats,
-    now_ms,
+use latch::Database;
+use latch::{
+    IdHash, Loaded, Record, Rekeyed, SessionError, SessionId, SessionManager, SessionStore, now_ms,
 };
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -124,7 +123,7 @@ impl Unheard {
     }
 }
 
-#[async_trait::async_trait]
+#[latch::async_trait]
 impl SessionStore for Unheard {
     async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
         let created = self.inner.create(id, record).await?;
@@ -173,9 +172,6 @@ impl SessionStore for Unheard {
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         self.inner.delete_expired(now, limit).await
     }
-    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
-        self.inner.stats(now).await
-    }
 }
 
 /// Another instance changes and then ends the session behind this instance's back: a write
@@ -185,9 +181,8 @@ async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let config: latch::config::Config = test_figment(db.url()).extract().expect("config");
-    let database = Database::connect(&config).await.expect("connect");
-    database.migrate().await.expect("migrate");
+    let config = latch::Config::from_figment(&test_figment(db.url())).expect("config");
+    let database = Database::connect(&config.database).await.expect("connect");
     let shared = database
         .session_store(&config.session)
         .await
@@ -197,9 +192,9 @@ async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
         copies: Mutex::default(),
     });
     let rocket = rocket::custom(test_figment(db.url()))
-        .manage(Sessions::new(store, config.session))
-        .attach(latch::templates::stage())
-        .mount("/", latch::routes::pages());
+        .manage(SessionManager::new(store, config.session))
+        .attach(latch_walkthrough::templates::stage())
+        .mount("/", latch_walkthrough::routes::pages());
     let client = Client::tracked(rocket).await.expect("launch");
     let session_id = || {
         let cookie = client

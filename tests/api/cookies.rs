@@ -1,7 +1,7 @@
 //! The session cookie: attributes, encryption, hashed IDs at rest, lazy creation, and every kind
 //! of bad cookie.
 
-use latch::session::SessionId;
+use latch::SessionId;
 use rocket::http::{Cookie, Status};
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -2,7 +2,6 @@
 //! it. The real binary, real HTTP, SIGKILL, a restart on the same database.
 
 use serde_json::{Value, json};
-use sqlx::{Connection as _, Row as _};
 
 use crate::helpers::{Backend, COOKIE, TestDb, backend_tests};
 use crate::server::{Server, http_client, session_cookie, session_id_in};
@@ -58,10 +57,10 @@ async fn a_write_answered_before_kill_9_survives_the_restart(backend: Backend) {
     // And the row itself, read from the database with the app stopped.
     server.kill();
     let id = session_id_in(&cookie).expect("the cookie opens with the test key");
-    let rows = stored_rows(backend, db.url()).await;
+    let rows = db.rows().await;
     assert_eq!(rows.len(), 1, "one session, one row");
-    assert_eq!(rows[0].0, id.hash().as_bytes());
-    assert_eq!(rows[0].1, json!({ "name": "Grace", "page_views": 2 }));
+    assert_eq!(rows[0].id_hash, id.hash().as_bytes());
+    assert_eq!(rows[0].data, json!({ "name": "Grace", "page_views": 2 }));
 }
 
 /// A GET presenting `cookie`, which must answer 200; its body.
@@ -76,34 +75,4 @@ async fn get_text(http: &reqwest::Client, url: &str, cookie: &str) -> String {
     let body = response.text().await.expect("body");
     assert_eq!(status, 200, "GET {url}: {body}");
     body
-}
-
-/// `(id_hash, data)` of every row of the `sessions` table, over a connection of our own.
-async fn stored_rows(backend: Backend, url: &str) -> Vec<(Vec<u8>, Value)> {
-    let sql = "select id_hash, data from sessions";
-    let rows: Vec<(Vec<u8>, String)> = match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open");
-            sqlx::query(sql)
-                .fetch_all(&mut conn)
-                .await
-                .expect("read sessions")
-                .iter()
-                .map(|row| (row.get("id_hash"), row.get("data")))
-                .collect()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            sqlx::query(sql)
-                .fetch_all(&mut conn)
-                .await
-                .expect("read sessions")
-                .iter()
-                .map(|row| (row.get("id_hash"), row.get("data")))
-                .collect()
-        }
-    };
-    rows.into_iter()
-        .map(|(hash, data)| (hash, serde_json::from_str(&data).expect("JSON data")))
-        .collect()
 }

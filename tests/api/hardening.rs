@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use latch::session::{Key, Session, SessionError};
+use latch::{Key, Session, SessionError};
 use rocket::http::{ContentType, Cookie, Header, Method, Status};
 use rocket::{State, get, routes};
 use serde_json::json;
@@ -379,13 +379,13 @@ async fn data_past_the_cap_is_refused_and_nothing_is_stored(backend: Backend) {
 #[get("/race")]
 async fn write_after_a_concurrent_logout(
     session: Session<'_>,
-    sessions: &State<latch::session::Sessions>,
+    sessions: &State<latch::SessionManager>,
     cookies: &rocket::http::CookieJar<'_>,
 ) -> Result<&'static str, Status> {
     // Another request logs the session out after this one loaded it ...
     let id = cookies
         .get_private(COOKIE)
-        .and_then(|cookie| latch::session::SessionId::parse(cookie.value()))
+        .and_then(|cookie| latch::SessionId::parse(cookie.value()))
         .ok_or(Status::BadRequest)?;
     sessions
         .store()

@@ -4,8 +4,7 @@
 use std::io::Write as _;
 use std::sync::{Arc, Once};
 
-use latch::db::Database;
-use latch::session::{IdHash, PostgresStore, SessionId, SessionStore, Sessions};
+use latch::{IdHash, SessionId, SessionManager, SessionStore};
 use rocket::figment::Figment;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
@@ -104,13 +103,52 @@ impl TestDb {
         }
     }
 
+    /// Every row of the `sessions` table, in `id_hash` order: the one way the tests read the
+    /// table, whether the app runs in process ([`TestApp::rows`]) or as a separate process, and
+    /// whether it is running or stopped. Reads over a connection of its own, closed before
+    /// returning.
+    pub async fn rows(&self) -> Vec<SessionRow> {
+        use sqlx::Connection as _;
+        // The same code for either backend; the connection and row types differ, so a macro
+        // rather than a generic fn.
+        macro_rules! read_all {
+            ($connection:ty) => {{
+                let mut connection = <$connection>::connect(self.url())
+                    .await
+                    .unwrap_or_else(|error| panic!("open {}: {error}", self.url()));
+                let rows = sqlx::query(
+                    "select id_hash, data, version, created_at, expires_at from sessions \
+                     order by id_hash",
+                )
+                .fetch_all(&mut connection)
+                .await
+                .expect("read the sessions table")
+                .iter()
+                .map(|row| SessionRow {
+                    id_hash: row.get("id_hash"),
+                    data: serde_json::from_str(row.get("data")).expect("JSON session data"),
+                    version: row.get("version"),
+                    created_at: row.get("created_at"),
+                    expires_at: row.get("expires_at"),
+                })
+                .collect();
+                connection.close().await.expect("close the connection");
+                rows
+            }};
+        }
+        match self {
+            Self::Sqlite { .. } => read_all!(sqlx::SqliteConnection),
+            Self::Postgres { .. } => read_all!(sqlx::PgConnection),
+        }
+    }
+
     /// A migrated Postgres database holding `count` sessions inserted straight into the table,
     /// for tests of the SQL itself: row `i` (1..=count) has the ID hash `sha256(i)` and the
     /// deadline `expires_at`, an SQL expression in `i`. `None` when Postgres is skipped.
     pub async fn seeded_postgres(count: i64, expires_at: &str) -> Option<(Self, PgPool)> {
         let db = Self::create(Backend::Postgres).await?;
         let pool = PgPool::connect(db.url()).await.expect("connect");
-        PostgresStore::migrate(&pool).await.expect("migrate");
+        latch::schema::apply_postgres(&pool).await.expect("migrate");
         sqlx::query(AssertSqlSafe(format!(
             "insert into sessions (id_hash, data, version, created_at, expires_at) \
              select sha256(i::text::bytea), '{{}}', 0, 0, {expires_at} \
@@ -203,7 +241,7 @@ pub fn database_url_for(admin_url: &str, name: &str) -> String {
 /// The figment every test app starts from: the binary's, with a fixed key, quiet logs, and
 /// `database_url`.
 pub fn test_figment(database_url: &str) -> Figment {
-    latch::figment()
+    latch_walkthrough::figment()
         .merge(("secret_key", TEST_SECRET_KEY))
         .merge(("log_level", "off"))
         .merge(("database_url", database_url))
@@ -243,7 +281,7 @@ impl TestApp {
     /// The app with extra routes mounted under `/t`, for tests of the session API itself.
     pub async fn spawn_mounting(backend: Backend, routes: Vec<rocket::Route>) -> Option<Self> {
         let db = TestDb::create(backend).await?;
-        let rocket = latch::rocket(figment_with(db.url(), &[])).mount("/t", routes);
+        let rocket = latch_walkthrough::rocket(figment_with(db.url(), &[])).mount("/t", routes);
         let client = Client::tracked(rocket).await.expect("the app launches");
         Some(Self {
             client,
@@ -390,51 +428,24 @@ impl TestApp {
         SessionId::parse(cookie.value())
     }
 
-    pub fn database(&self) -> &Database {
-        self.client
-            .rocket()
-            .state::<Database>()
-            .expect("the app manages its Database")
-    }
-
     pub fn store(&self) -> Arc<dyn SessionStore> {
-        let sessions = self.client.rocket().state::<Sessions>().expect("Sessions");
+        let sessions = self
+            .client
+            .rocket()
+            .state::<SessionManager>()
+            .expect("SessionManager");
         Arc::clone(sessions.store())
     }
 
-    /// Every row of the `sessions` table.
+    /// Every row of the `sessions` table (see [`TestDb::rows`]).
     pub async fn rows(&self) -> Vec<SessionRow> {
-        // The same code for either pool; the row types differ, so a macro rather than a fn.
-        macro_rules! read_all {
-            ($pool:expr) => {
-                sqlx::query("select id_hash, data, version, created_at, expires_at from sessions")
-                    .fetch_all($pool)
-                    .await
-                    .expect("read sessions")
-                    .iter()
-                    .map(|row| SessionRow {
-                        id_hash: row.get("id_hash"),
-                        data: serde_json::from_str(row.get("data")).expect("json"),
-                        version: row.get("version"),
-                        created_at: row.get("created_at"),
-                        expires_at: row.get("expires_at"),
-                    })
-                    .collect()
-            };
-        }
-        match self.database() {
-            Database::Sqlite(pool) => read_all!(pool),
-            Database::Postgres(pool) => read_all!(pool),
-        }
+        self.db.rows().await
     }
 
     /// The row of the session whose ID is `id`, if it exists (live or expired).
     pub async fn row_for(&self, id: &SessionId) -> Option<SessionRow> {
-        let hash = id.hash();
-        self.rows()
-            .await
-            .into_iter()
-            .find(|row| row.id_hash == hash.as_bytes())
+        let rows = self.rows().await;
+        find_row(&rows, id).cloned()
     }
 
     /// The row of the session the browser holds now.
@@ -453,11 +464,15 @@ fn figment_with(database_url: &str, settings: &[(String, Value)]) -> Figment {
 }
 
 async fn launch(database_url: &str, settings: &[(String, Value)]) -> Client {
-    Client::tracked(latch::rocket(figment_with(database_url, settings)))
-        .await
-        .expect("the app launches")
+    Client::tracked(latch_walkthrough::rocket(figment_with(
+        database_url,
+        settings,
+    )))
+    .await
+    .expect("the app launches")
 }
 
+/// A row of the `sessions` table, as [`TestDb::rows`] reads it (`data` parsed as JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
     pub id_hash: Vec<u8>,
@@ -471,6 +486,21 @@ impl SessionRow {
     pub fn hash(&self) -> IdHash {
         IdHash(self.id_hash.as_slice().try_into().expect("32-byte hash"))
     }
+
+    /// `id_hash` in lowercase hex, as Postgres' `encode(id_hash, 'hex')` and the change
+    /// notifications write it.
+    pub fn hex_hash(&self) -> String {
+        self.id_hash
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// The row filed under the session ID `id` among `rows`, if any.
+pub fn find_row<'r>(rows: &'r [SessionRow], id: &SessionId) -> Option<&'r SessionRow> {
+    let hash = id.hash();
+    rows.iter().find(|row| row.id_hash == hash.as_bytes())
 }
 
 /// The value of the first `csrf_token` field in a page.

@@ -2,8 +2,7 @@
 //! never fails with a 5xx, never adopts a session it did not issue, refuses exactly the invalid
 //! names with a 4xx, and stores exactly the valid ones.
 
-use latch::db::Database;
-use latch::session::SessionId;
+use latch::SessionId;
 use percent_encoding::{NON_ALPHANUMERIC, percent_encode};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -11,9 +10,10 @@ use proptest::test_runner::{Config, TestCaseResult, TestRunner};
 use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::asynchronous::{Client, LocalRequest, LocalResponse};
 use serde_json::{Value, json};
-use sqlx::Row as _;
 
-use crate::helpers::{Backend, COOKIE, CSRF_COOKIE, TestDb, csrf_token_in, test_figment};
+use crate::helpers::{
+    Backend, COOKIE, CSRF_COOKIE, SessionRow, TestDb, csrf_token_in, find_row, test_figment,
+};
 
 /// Cases per property: enough to hit every kind of input many times, few enough for seconds.
 const CASES: u32 = 128;
@@ -298,15 +298,12 @@ impl Reply {
     }
 }
 
-/// `(id_hash, data)` of a row of the `sessions` table.
-type Row = (Vec<u8>, Value);
-
 /// The app in process on a fresh SQLite database, driven from sync property-test closures through
 /// a runtime of its own. An untracked client: every request carries only what the case gives it.
 struct App {
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
-    _db: TestDb,
+    db: TestDb,
 }
 
 impl App {
@@ -318,7 +315,7 @@ impl App {
             .expect("a runtime");
         let (db, client) = runtime.block_on(async {
             let db = TestDb::create(Backend::Sqlite).await.expect("sqlite");
-            let client = Client::untracked(latch::rocket(test_figment(db.url())))
+            let client = Client::untracked(latch_walkthrough::rocket(test_figment(db.url())))
                 .await
                 .expect("the app launches");
             (db, client)
@@ -326,7 +323,7 @@ impl App {
         Self {
             client: Some(client),
             runtime,
-            _db: db,
+            db,
         }
     }
 
@@ -373,35 +370,13 @@ impl App {
     }
 
     /// Every row of the `sessions` table, in a fixed order.
-    fn rows(&self) -> Vec<Row> {
-        let Some(Database::Sqlite(pool)) = self.client().rocket().state::<Database>() else {
-            panic!("the app runs on SQLite");
-        };
-        let mut rows: Vec<Row> = self.runtime.block_on(async {
-            sqlx::query("select id_hash, data from sessions")
-                .fetch_all(pool)
-                .await
-                .expect("read sessions")
-                .iter()
-                .map(|row| {
-                    let data: String = row.get("data");
-                    (
-                        row.get("id_hash"),
-                        serde_json::from_str(&data).expect("JSON"),
-                    )
-                })
-                .collect()
-        });
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
+    fn rows(&self) -> Vec<SessionRow> {
+        self.runtime.block_on(self.db.rows())
     }
 
     /// The data of the row filed under `id`, if any.
-    fn row<'r>(&self, rows: &'r [Row], id: &SessionId) -> Option<&'r Value> {
-        let hash = id.hash();
-        rows.iter()
-            .find(|(id_hash, _)| id_hash == hash.as_bytes())
-            .map(|(_, data)| data)
+    fn row<'r>(&self, rows: &'r [SessionRow], id: &SessionId) -> Option<&'r Value> {
+        find_row(rows, id).map(|row| &row.data)
     }
 
     /// A valid `name` got `ok` and a new session holding exactly it; an invalid one got a 4xx and
@@ -410,7 +385,7 @@ impl App {
         &self,
         name: &str,
         reply: &Reply,
-        before: &[Row],
+        before: &[SessionRow],
         ok: Status,
     ) -> TestCaseResult {
         let after = self.rows();

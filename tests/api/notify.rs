@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use latch::session::store::listen::CHANNEL;
+use latch::store::CHANNEL;
 use sqlx::postgres::PgListener;
 
-use crate::helpers::TestDb;
+use crate::helpers::{SessionRow, TestDb};
 
 const LIVE: usize = 250;
 const EXPIRED: usize = 10;
@@ -16,17 +16,16 @@ const EXPIRED: usize = 10;
 async fn a_statement_announces_every_live_session_it_changed_updates_a_hundred_at_a_time() {
     // Hashes of the numbers 1..=260; the last ten rows expired long ago.
     let deadline = format!("case when i <= {LIVE} then 9000000000000 else 1 end");
-    let Some((_db, pool)) = TestDb::seeded_postgres((LIVE + EXPIRED) as i64, &deadline).await
-    else {
+    let Some((db, pool)) = TestDb::seeded_postgres((LIVE + EXPIRED) as i64, &deadline).await else {
         return;
     };
-    let live: BTreeSet<String> =
-        sqlx::query_scalar("select encode(id_hash, 'hex') from sessions where expires_at > 1")
-            .fetch_all(&pool)
-            .await
-            .expect("live hashes")
-            .into_iter()
-            .collect();
+    let live: BTreeSet<String> = db
+        .rows()
+        .await
+        .iter()
+        .filter(|row| row.expires_at > 1)
+        .map(SessionRow::hex_hash)
+        .collect();
     let mut listener = PgListener::connect_with(&pool).await.expect("listener");
     listener.listen(CHANNEL).await.expect("listen");
     let mut other = pool.acquire().await.expect("connection");

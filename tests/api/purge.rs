@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch::session::purge::{self, purge_expired};
-use latch::session::{
+use latch::purge::purge_expired;
+use latch::{
     IdHash, PostgresStore, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId,
-    SessionStore, Sessions, StoreStats, now_ms,
+    SessionManager, SessionStore, now_ms,
 };
 use serde_json::json;
 
@@ -103,7 +103,7 @@ struct FlakyStore {
     purge_calls: std::sync::atomic::AtomicUsize,
 }
 
-#[async_trait::async_trait]
+#[latch::async_trait]
 impl SessionStore for FlakyStore {
     async fn create(&self, _: &IdHash, _: &Record) -> Result<bool, SessionError> {
         Ok(true)
@@ -129,13 +129,6 @@ impl SessionStore for FlakyStore {
     async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
         Ok(())
     }
-    async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
-        Ok(StoreStats {
-            live: 0,
-            expired: 0,
-            oldest_live_created_at: None,
-        })
-    }
     async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
         let call = self
             .purge_calls
@@ -156,8 +149,8 @@ async fn the_background_task_survives_a_failed_pass() {
         ..SessionConfig::default()
     };
     let rocket = rocket::custom(rocket::Config::figment().merge(("log_level", "off")))
-        .manage(Sessions::new(store.clone(), config))
-        .attach(purge::fairing());
+        .manage(SessionManager::new(store.clone(), config))
+        .attach(latch::Latch::fairing());
     let client = rocket::local::asynchronous::Client::untracked(rocket)
         .await
         .expect("launch");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latch::session::SessionId;
+use latch::SessionId;
 
 use crate::helpers::{COOKIE, TEST_SECRET_KEY};
 

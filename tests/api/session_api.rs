@@ -1,7 +1,7 @@
 //! The `Session` guard's API beyond what the walkthrough pages use (`remove`, `clear`, typed
 //! errors), through routes mounted on the real app for these tests only.
 
-use latch::session::{Key, Session, SessionError};
+use latch::{Key, Session, SessionError};
 use rocket::http::Status;
 use rocket::{get, routes};
 use serde_json::json;

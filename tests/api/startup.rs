@@ -102,7 +102,7 @@ async fn two_instances_share_sessions_and_logout(backend: Backend) {
 
 /// Whether the app ignites with this configuration.
 async fn ignites(figment: rocket::figment::Figment) -> bool {
-    match latch::rocket(figment).ignite().await {
+    match latch_walkthrough::rocket(figment).ignite().await {
         Ok(_) => true,
         Err(error) => {
             // Looking at the kind marks the error handled (Rocket panics on unhandled ones).

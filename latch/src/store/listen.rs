@@ -10,7 +10,7 @@ use sqlx::postgres::{PgListener, PgNotification, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CachedStore, PostgresStore};
-use crate::session::IdHash;
+use crate::IdHash;
 
 /// The channel the trigger notifies.
 pub const CHANNEL: &str = "latch_sessions";
@@ -28,7 +28,7 @@ const LEASE: Duration = Duration::from_secs(2);
 /// is trusted only while the listening connection is up and answering; whenever it drops,
 /// changes may have been missed, so the cache is emptied and reads go to the database until
 /// the listener is back.
-pub async fn invalidate_on_notify(
+pub(crate) async fn invalidate_on_notify(
     pool: PgPool,
     cache: Weak<CachedStore<PostgresStore>>,
     instance: String,
@@ -48,31 +48,6 @@ pub async fn invalidate_on_notify(
         while barriers.try_recv().is_ok() {}
         tokio::time::sleep(RETRY).await;
     }
-}
-
-/// Lets a cache hit wait until every change committed anywhere before it asked has reached the
-/// cache, so a logout on another instance is seen at once, not merely within milliseconds.
-#[derive(Debug, Clone)]
-pub struct Barrier {
-    requests: mpsc::Sender<oneshot::Sender<()>>,
-}
-
-impl Barrier {
-    /// `true` once every change committed before the call has been applied; `false` if the
-    /// listener cannot tell (read the database instead).
-    pub async fn wait(&self) -> bool {
-        let (done, answer) = oneshot::channel();
-        if self.requests.send(done).await.is_err() {
-            return false;
-        }
-        answer.await.is_ok()
-    }
-}
-
-/// A barrier for a cache, and the receiving end for [`spawn`].
-pub fn barrier() -> (Barrier, mpsc::Receiver<oneshot::Sender<()>>) {
-    let (requests, waiting) = mpsc::channel(4096);
-    (Barrier { requests }, waiting)
 }
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
@@ -191,14 +166,14 @@ fn parse(payload: &str) -> Option<(&str, Vec<IdHash>)> {
 }
 
 /// A name for this instance's connections that no other instance shares.
-pub fn instance_name() -> String {
+pub(crate) fn instance_name() -> String {
     let mut bytes = [0u8; 8];
     rand::fill(&mut bytes);
     format!("latch-{}", hex::encode(bytes))
 }
 
 /// Starts [`invalidate_on_notify`] for `store`, answering the barriers sent to `barriers`.
-pub fn spawn(
+pub(crate) fn spawn(
     pool: PgPool,
     store: &Arc<CachedStore<PostgresStore>>,
     instance: String,

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use quick_cache::sync::Cache;
 
-use super::listen::Barrier;
-use super::{Loaded, Record, Rekeyed, SessionStore, StoreStats};
-use crate::session::{IdHash, SessionError, now_ms};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Loaded, Record, Rekeyed, SessionStore};
+use crate::{IdHash, SessionError, now_ms};
 
 /// Locks guarding the cache's per-session write counters (striped by ID hash, like the
 /// session layer's write locks).
@@ -27,9 +28,9 @@ const STRIPES: usize = 1024;
 /// counter did not move while it was reading, so a stale row never replaces a newer one.
 ///
 /// Where other processes write too (Postgres), they announce each change and the instance calls
-/// [`invalidate`](Self::invalidate). The cache then serves reads only under a lease that the
+/// `invalidate`. The cache then serves reads only under a lease that the
 /// listener renews while it can hear those announcements; when its connection drops or stops
-/// answering, the lease runs out (or is [revoked](Self::distrust)) and reads go to the database.
+/// answering, the lease runs out (or is revoked) and reads go to the database.
 pub struct CachedStore<S> {
     inner: S,
     cache: Cache<IdHash, Compact>,
@@ -52,7 +53,7 @@ impl<S: SessionStore> CachedStore<S> {
 
     /// Like [`new`](Self::new), but reading through until [`trust_for`](Self::trust_for) is
     /// called: for a store others write to, once their changes can be heard.
-    pub fn distrusted(inner: S, capacity: usize) -> Self {
+    pub(crate) fn distrusted(inner: S, capacity: usize) -> Self {
         Self {
             inner,
             cache: Cache::new(capacity),
@@ -62,8 +63,12 @@ impl<S: SessionStore> CachedStore<S> {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "postgres"),
+        expect(dead_code, reason = "only Postgres has other writers")
+    )]
     /// Makes every cache hit wait at `barrier` first (see [`Barrier`]).
-    pub fn with_barrier(mut self, barrier: Barrier) -> Self {
+    pub(crate) fn with_barrier(mut self, barrier: Barrier) -> Self {
         self.barrier = Some(barrier);
         self
     }
@@ -79,16 +84,24 @@ impl<S: SessionStore> CachedStore<S> {
             .and_then(|cached| cached.to_record())
     }
 
+    #[cfg_attr(
+        not(feature = "postgres"),
+        expect(dead_code, reason = "only Postgres has other writers")
+    )]
     /// Forgets `id`, which another process changed or deleted.
-    pub fn invalidate(&self, id: &IdHash) {
+    pub(crate) fn invalidate(&self, id: &IdHash) {
         let ticket = self.start_write(id);
         self.finish_write(id, ticket, None);
     }
 
+    #[cfg_attr(
+        not(feature = "postgres"),
+        expect(dead_code, reason = "only Postgres has other writers")
+    )]
     /// Serves reads from memory for the next `lease`. Coming back from distrust it starts
     /// empty: nothing cached before is known to be current, and no read already under way may
     /// fill it.
-    pub fn trust_for(&self, lease: Duration) {
+    pub(crate) fn trust_for(&self, lease: Duration) {
         if !self.is_trusted() {
             for stripe in &self.writes {
                 *stripe.lock().unwrap_or_else(PoisonError::into_inner) += 1;
@@ -100,8 +113,12 @@ impl<S: SessionStore> CachedStore<S> {
             .store(now_ms().saturating_add(lease), Ordering::SeqCst);
     }
 
+    #[cfg_attr(
+        not(feature = "postgres"),
+        expect(dead_code, reason = "only Postgres has other writers")
+    )]
     /// Stops serving from memory (other processes' changes can no longer be heard).
-    pub fn distrust(&self) {
+    pub(crate) fn distrust(&self) {
         self.trusted_until.store(0, Ordering::SeqCst);
         self.cache.clear();
     }
@@ -285,10 +302,35 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         // Only rows past their deadline go, and expired cache entries are never served.
         self.inner.delete_expired(now, limit).await
     }
+}
 
-    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
-        self.inner.stats(now).await
+/// Lets a cache hit wait until every change committed anywhere before it asked has reached the
+/// cache, so a logout on another instance is seen at once, not merely within milliseconds.
+#[derive(Debug, Clone)]
+pub(crate) struct Barrier {
+    requests: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Barrier {
+    /// `true` once every change committed before the call has been applied; `false` if the
+    /// listener cannot tell (read the database instead).
+    pub async fn wait(&self) -> bool {
+        let (done, answer) = oneshot::channel();
+        if self.requests.send(done).await.is_err() {
+            return false;
+        }
+        answer.await.is_ok()
     }
+}
+
+#[cfg_attr(
+    not(feature = "postgres"),
+    expect(dead_code, reason = "only Postgres has other writers")
+)]
+/// A barrier for a cache, and the receiving end for [`spawn`].
+pub(crate) fn barrier() -> (Barrier, mpsc::Receiver<oneshot::Sender<()>>) {
+    let (requests, waiting) = mpsc::channel(4096);
+    (Barrier { requests }, waiting)
 }
 
 #[cfg(test)]
@@ -300,8 +342,8 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::session::store::listen;
-    use crate::session::{SessionData, SessionId};
+
+    use crate::{SessionData, SessionId};
 
     /// A store in memory that counts loads and can hold a load back until released.
     #[derive(Default)]
@@ -358,13 +400,6 @@ mod tests {
         }
         async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
             Ok(0)
-        }
-        async fn stats(&self, _: i64) -> Result<StoreStats, SessionError> {
-            Ok(StoreStats {
-                live: 0,
-                expired: 0,
-                oldest_live_created_at: None,
-            })
         }
     }
 
@@ -479,7 +514,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cache_hit_waits_for_changes_announced_before_it_and_rereads() {
-        let (barrier, mut barriers) = listen::barrier();
+        let (barrier, mut barriers) = barrier();
         let store =
             Arc::new(CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier));
         store.trust_for(Duration::from_secs(60));
@@ -521,7 +556,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unconfirmed_hit_skips_the_barrier_and_says_so() {
-        let (barrier, mut barriers) = listen::barrier();
+        let (barrier, mut barriers) = barrier();
         let shared = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
         shared.trust_for(Duration::from_secs(60));
         let sole = CachedStore::new(MemoryStore::default(), 10);
@@ -555,7 +590,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_an_answer_from_the_barrier_the_database_is_read() {
-        let (barrier, barriers) = listen::barrier();
+        let (barrier, barriers) = barrier();
         drop(barriers);
         let store = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
         store.trust_for(Duration::from_secs(60));

@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocket::Shutdown;
-use rocket::fairing::AdHoc;
 use tokio::time::MissedTickBehavior;
 
-use super::{SessionError, SessionStore, Sessions, error_chain, now_ms};
+use crate::{SessionError, SessionManager, SessionStore, error_chain, now_ms};
 
-/// How much longer than a batch took the purge pauses after it. On the benchmark machine a
-/// million-row pass raised W1's p99 on Postgres 1.9-fold at 2, and 1.24–1.36-fold at 4 (see
-/// `docs/BENCHMARKS.md`).
+/// How much longer than a batch took the purge pauses after it: the database spends at most a
+/// fifth of its time on a backlog (the factor was chosen by measurement: `docs/BENCHMARKS.md`).
 const PAUSE_FACTOR: u32 = 4;
 /// Longest pause between two purge batches.
 const MAX_PAUSE: Duration = Duration::from_millis(200);
@@ -40,23 +38,14 @@ pub async fn purge_expired(
     }
 }
 
-/// Starts the purge task when Rocket lifts off. It runs every `purge_interval` seconds (the
-/// first pass one interval after launch) and stops when Rocket shuts down; a failed pass is
-/// logged and retried on the next tick.
-pub fn fairing() -> AdHoc {
-    AdHoc::on_liftoff("Session purge", |rocket| {
-        Box::pin(async move {
-            let Some(sessions) = rocket.state::<Sessions>() else {
-                log::error!("session purge not started: `Sessions` is not managed");
-                return;
-            };
-            let store = Arc::clone(sessions.store());
-            let config = sessions.config();
-            let every = Duration::from_secs(config.purge_interval);
-            let batch_size = config.purge_batch_size;
-            tokio::spawn(run(store, every, batch_size, rocket.shutdown()));
-        })
-    })
+/// Starts the purge task for `manager`'s store ([`Latch`](crate::Latch) does at liftoff). It
+/// runs every `purge_interval` seconds (the first pass one interval after launch) and stops when
+/// `shutdown` fires; a failed pass is logged and retried on the next tick.
+pub(crate) fn start(manager: &SessionManager, shutdown: Shutdown) {
+    let store = Arc::clone(manager.store());
+    let config = manager.config();
+    let every = Duration::from_secs(config.purge_interval);
+    tokio::spawn(run(store, every, config.purge_batch_size, shutdown));
 }
 
 async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shutdown: Shutdown) {

@@ -1,7 +1,110 @@
-//! Session settings, read from the `session` table of Rocket's configuration, and their checks.
+//! latch's settings, read from Rocket's figment (the `session` table and three top-level
+//! `database_*` keys), and their checks.
 
 use rocket::figment::Figment;
 use serde::Deserialize;
+
+use crate::PreviousKeys;
+
+/// Every setting latch reads: what [`Latch`](crate::Latch) takes from the figment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where sessions are stored (`database_url`, `database_max_connections`,
+    /// `database_timeout`).
+    pub database: DatabaseConfig,
+    /// How sessions behave (the `session` table).
+    pub session: SessionConfig,
+    /// Earlier secret keys whose cookies still open (`previous_secret_keys`).
+    pub previous_keys: PreviousKeys,
+}
+
+impl Config {
+    /// The top-level keys latch reads, for an app that refuses keys nobody reads.
+    pub const KEYS: &'static [&'static str] = &[
+        "database_url",
+        "database_max_connections",
+        "database_timeout",
+        "previous_secret_keys",
+        "session",
+    ];
+
+    /// Reads and checks every setting latch uses.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key that is of the wrong type or out of range.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_figment(figment)?,
+            session: SessionConfig::from_figment(figment)?,
+            previous_keys: PreviousKeys::from_figment(figment)?,
+        })
+    }
+}
+
+/// The database sessions live in: top-level keys, so that `DATABASE_URL` and sqlx-cli's habits
+/// carry over.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `database_url`: a `sqlite:` or `postgres:` URL; the scheme picks the backend. Default
+    /// `sqlite://data/latch.db` (the file and its folder are created on first start).
+    #[serde(rename = "database_url", default = "default_database_url")]
+    pub url: String,
+    /// `database_max_connections`: upper bound on pooled connections (1 to 1,000, default 8).
+    #[serde(
+        rename = "database_max_connections",
+        default = "default_max_connections"
+    )]
+    pub max_connections: u32,
+    /// `database_timeout`: seconds to wait for a connection, or on SQLite for a lock, before a
+    /// request gets 503 (1 to 3,600, default 5).
+    #[serde(rename = "database_timeout", default = "default_database_timeout")]
+    pub timeout: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+            max_connections: default_max_connections(),
+            timeout: default_database_timeout(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://data/latch.db".into()
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+fn default_database_timeout() -> u64 {
+    5
+}
+
+impl DatabaseConfig {
+    /// Reads the `database_*` keys of `figment` (defaults where absent) and checks them.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key of the wrong type or out of range.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: Self = figment
+            .extract()
+            .map_err(|error| ConfigError::from_figment(&error))?;
+        check_range(
+            "database_max_connections",
+            config.max_connections,
+            1,
+            1000,
+            " connections",
+        )?;
+        check_range("database_timeout", config.timeout, 1, 3600, " seconds")?;
+        Ok(config)
+    }
+}
 
 /// The longest timeout or interval accepted, in seconds (ten years). Every time latch computes
 /// stays far inside `i64` milliseconds and `time`'s calendar with this bound.
@@ -80,6 +183,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// A problem with `key`.
     pub fn new(key: &str, problem: impl Into<String>) -> Self {
         Self {
             key: key.to_owned(),
@@ -277,6 +381,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn database_settings_out_of_range_are_refused_naming_the_key() {
+        for (key, value) in [
+            ("database_max_connections", json!(0)),
+            ("database_max_connections", json!(1001)),
+            ("database_timeout", json!(0)),
+            ("database_timeout", json!(u64::MAX)),
+        ] {
+            let error = DatabaseConfig::from_figment(&Figment::new().merge((key, value)))
+                .expect_err("refused");
+            assert_eq!(error.key, key, "{error}");
+        }
+        let defaults = DatabaseConfig::from_figment(&Figment::new()).expect("the defaults");
+        assert_eq!(defaults, DatabaseConfig::default());
+    }
 
     fn figment(session: &serde_json::Value) -> Figment {
         Figment::from(Serialized::defaults(json!({ "session": session })))

@@ -10,49 +10,75 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
-use sqlx::{Connection, Row};
 
 use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
 use super::{
-    Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
+    CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, cached, encode_data, listen,
+    rekey_outcome,
 };
-use crate::session::{IdHash, SessionError};
+use crate::{IdHash, SessionError, SetupError, schema};
 
 /// Reader tasks (and connections). More let one batch of loads go out while another waits for
-/// its answer, but on 2 cores two readers measured no better than one (W1 0.34 vs 0.36 of W0 in
-/// back-to-back runs): one reader makes bigger batches and fewer queries.
+/// its answer, but on 2 cores one reader measured as fast as two (`docs/BENCHMARKS.md`, "What got
+/// it there"): it makes bigger batches and fewer queries.
 const READERS: usize = 1;
 
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The `application_name` of the reader's and writer's connections, which the trigger puts
+    /// on every change they make.
+    instance: String,
     reader: Batcher<(IdHash, i64), Option<Record>>,
     writer: Batcher<Write, Written>,
 }
 
 impl PostgresStore {
-    /// Opens the store on `pool`'s database; the reader and writer tasks connect on first use.
-    /// Must be called within a Tokio runtime.
-    pub fn open(pool: PgPool) -> Self {
-        let options = pool.connect_options();
+    /// Applies latch's schema (see [`schema`](crate::schema)) and opens the store on `pool`'s
+    /// database. The reader and writer tasks connect on first use, on connections of their own
+    /// with the pool's settings, named with an instance name no other store shares: other
+    /// instances' caches hear of this one's changes by it (see [`cached`](Self::cached)).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Migrate`] when the schema cannot be applied.
+    pub async fn open(pool: PgPool) -> Result<Self, SetupError> {
+        schema::apply_postgres(&pool).await?;
+        let instance = listen::instance_name();
+        let options = Arc::new(
+            pool.connect_options()
+                .as_ref()
+                .clone()
+                .application_name(&instance),
+        );
         let timeout = pool.options().get_acquire_timeout();
         let readers = (0..READERS)
             .map(|_| Reader(Dedicated::new(Arc::clone(&options), timeout)))
             .collect();
         let reader = Batcher::spawn_many(readers);
         let writer = Batcher::spawn(Writer(Dedicated::new(options, timeout)));
-        Self {
+        Ok(Self {
             pool,
+            instance,
             reader,
             writer,
-        }
+        })
     }
 
-    /// Applies the embedded migrations in `migrations/postgres`.
-    pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("migrations/postgres").run(pool).await
+    /// This store behind a cache of up to `capacity` sessions that other instances' changes
+    /// evict: a task listens for them (`LISTEN latch_sessions`) until the cache is dropped, a
+    /// cache hit waits until every change committed before it has been heard, and while the
+    /// listener is down the cache is bypassed.
+    pub fn cached(self, capacity: usize) -> Arc<CachedStore<Self>> {
+        let (barrier, barriers) = cached::barrier();
+        let pool = self.pool.clone();
+        let instance = self.instance.clone();
+        let cached = Arc::new(CachedStore::distrusted(self, capacity).with_barrier(barrier));
+        listen::spawn(pool, &cached, instance, barriers);
+        cached
     }
 
     /// One purge batch: `$1` is now, `$2` the batch size.
@@ -60,8 +86,8 @@ impl PostgresStore {
     /// The subquery walks the `expires_at` index (the `order by` keeps the planner on it even
     /// when nearly every row has expired) and the IDs it returns are deleted through the
     /// primary key, so a batch costs O(limit). Written as `id_hash in (subquery)`, Postgres
-    /// planned a hash semi-join over a scan of the whole table: 70–80 ms per 1,000-row batch
-    /// with 300,000 expired rows, against 10 ms now. `skip locked` lets several instances purge
+    /// planned a hash semi-join over a scan of the whole table, several times slower
+    /// (`docs/BENCHMARKS.md`, "Purge at scale"). `skip locked` lets several instances purge
     /// at once, each taking rows the others are not already deleting.
     pub const PURGE_BATCH: &str = "\
         delete from sessions \
@@ -113,27 +139,17 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         // On its own connection: a duplicate ID would abort a batch's whole transaction.
-        let result = sqlx::query(
-            r#"
-            update sessions
-            set id_hash = $1, data = $2, version = $3, expires_at = $4
-            where id_hash = $5 and version = $3 - 1 and expires_at > $6
-            "#,
-        )
-        .bind(new.as_bytes())
-        .bind(encode_data(&record.data)?)
-        .bind(record.version)
-        .bind(record.expires_at)
-        .bind(old.as_bytes())
-        .bind(now)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(done) if done.rows_affected() == 1 => Ok(Rekeyed::Done),
-            Ok(_) => Ok(Rekeyed::Gone),
-            Err(e) if is_unique_violation(&e) => Ok(Rekeyed::IdTaken),
-            Err(e) => Err(e.into()),
-        }
+        let changed = sqlx::query(REKEY)
+            .bind(new.as_bytes())
+            .bind(encode_data(&record.data)?)
+            .bind(record.version)
+            .bind(record.expires_at)
+            .bind(old.as_bytes())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected());
+        rekey_outcome(changed)
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -151,26 +167,6 @@ impl SessionStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
-    }
-
-    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
-        let row = sqlx::query(
-            r#"
-            select
-                count(*) filter (where expires_at > $1) as live,
-                count(*) filter (where expires_at <= $1) as expired,
-                min(created_at) filter (where expires_at > $1) as oldest
-            from sessions
-            "#,
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(StoreStats {
-            live: row.try_get("live")?,
-            expired: row.try_get("expired")?,
-            oldest_live_created_at: row.try_get("oldest")?,
-        })
     }
 }
 
@@ -229,30 +225,28 @@ async fn load_many(
 ) -> Result<Vec<Option<Record>>, SessionError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|job| job.request.0.0.to_vec()).collect();
     let earliest = batch.iter().map(|job| job.request.1).min().unwrap_or(0);
-    let rows = sqlx::query(
-        r#"
-        select id_hash, data, version, created_at, expires_at
-        from sessions
-        where id_hash = any($1) and expires_at > $2
-        "#,
+    /// A row and the ID hash it is filed under.
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        id_hash: Vec<u8>,
+        #[sqlx(flatten)]
+        row: StoredRow,
+    }
+    let rows: Vec<Found> = sqlx::query_as(
+        "select id_hash, data, version, created_at, expires_at
+         from sessions
+         where id_hash = any($1) and expires_at > $2",
     )
     .bind(ids)
     .bind(earliest)
     .fetch_all(connection)
     .await?;
     let mut found = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let hash: Vec<u8> = row.try_get("id_hash")?;
-        let Ok(hash) = <[u8; 32]>::try_from(hash) else {
+    for Found { id_hash, row } in rows {
+        let Ok(hash) = <[u8; 32]>::try_from(id_hash) else {
             continue;
         };
-        let record = Record {
-            data: decode_data(row.try_get("data")?)?,
-            version: row.try_get("version")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-        };
-        found.insert(IdHash(hash), record);
+        found.insert(IdHash(hash), Record::try_from(row)?);
     }
     // Each load asked at its own `now`: a row that expired in between is not returned to it.
     Ok(batch
@@ -305,101 +299,143 @@ async fn run_round(
     round: &Round,
     outcomes: &mut [Written],
 ) -> Result<(), SessionError> {
-    let sorted = |indices: &[usize]| {
-        let mut indices = indices.to_vec();
-        indices.sort_by_key(|&i| batch[i].request.id().map(|id| id.0));
-        indices
-    };
     if !round.creates.is_empty() {
-        let indices = sorted(&round.creates);
-        let mut columns = Columns::default();
-        for &i in &indices {
-            if let Write::Create { id, record } = &batch[i].request {
-                columns.push(
-                    id,
-                    Some(encode_data(&record.data)?),
-                    [record.version, record.created_at, record.expires_at],
-                );
-            }
-        }
-        // `do nothing` on a taken ID: it is reported by its absence from `returning`.
-        let query = sqlx::query(
-            r#"
-            insert into sessions (id_hash, data, version, created_at, expires_at)
-            select * from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
-            on conflict (id_hash) do nothing
-            returning id_hash
-            "#,
-        );
-        let created = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
-        mark(batch, &indices, &created, outcomes);
+        create_many(connection, batch, &round.creates, outcomes).await?;
     }
     if !round.saves.is_empty() {
-        let indices = sorted(&round.saves);
-        let mut columns = Columns::default();
-        for &i in &indices {
-            if let Write::Save { id, record, now } = &batch[i].request {
-                columns.push(
-                    id,
-                    Some(encode_data(&record.data)?),
-                    [record.version, record.expires_at, *now],
-                );
-            }
-        }
-        // Written only if the row still has the version the writer read and has not expired.
-        let query = sqlx::query(
-            r#"
-            update sessions s
-            set data = v.data, version = v.version, expires_at = v.expires_at
-            from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
-                as v (id_hash, data, version, expires_at, now)
-            where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
-            returning s.id_hash
-            "#,
-        );
-        let saved = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
-        mark(batch, &indices, &saved, outcomes);
+        save_many(connection, batch, &round.saves, outcomes).await?;
     }
     if !round.touches.is_empty() {
-        let indices = sorted(&round.touches);
-        let mut columns = Columns::default();
-        for &i in &indices {
-            if let Write::Touch {
-                id,
-                expires_at,
-                now,
-            } = &batch[i].request
-            {
-                columns.push(id, None, [*expires_at, *now, 0]);
-            }
-        }
-        // Live sessions only, and deadlines only move forward.
-        let query = sqlx::query(
-            r#"
-            update sessions s
-            set expires_at = v.expires_at
-            from unnest($1::bytea[], $2::int8[], $3::int8[]) as v (id_hash, expires_at, now)
-            where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
-            returning s.id_hash
-            "#,
-        )
-        .bind(columns.ids)
-        .bind(columns.numbers[0].clone())
-        .bind(columns.numbers[1].clone());
-        let touched = returned_ids(query.fetch_all(&mut *connection).await?)?;
-        mark(batch, &indices, &touched, outcomes);
+        touch_many(connection, batch, &round.touches, outcomes).await?;
     }
     if !round.deletes.is_empty() {
-        let indices = sorted(&round.deletes);
-        let ids: Vec<Vec<u8>> = indices
-            .iter()
-            .filter_map(|&i| batch[i].request.id().map(|id| id.0.to_vec()))
-            .collect();
-        let query =
-            sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
-        let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;
-        mark(batch, &indices, &deleted, outcomes);
+        delete_many(connection, batch, &round.deletes, outcomes).await?;
     }
+    Ok(())
+}
+
+/// `indices` in session ID order (see `run_round`).
+fn in_id_order(batch: &[Job<Write, Written>], indices: &[usize]) -> Vec<usize> {
+    let mut indices = indices.to_vec();
+    indices.sort_by_key(|&i| batch[i].request.id().map(|id| id.0));
+    indices
+}
+
+async fn create_many(
+    connection: &mut PgConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    let indices = in_id_order(batch, indices);
+    let mut columns = Columns::default();
+    for &i in &indices {
+        if let Write::Create { id, record } = &batch[i].request {
+            columns.push(
+                id,
+                Some(encode_data(&record.data)?),
+                [record.version, record.created_at, record.expires_at],
+            );
+        }
+    }
+    // `do nothing` on a taken ID: it is reported by its absence from `returning`.
+    let query = sqlx::query(
+        r#"
+        insert into sessions (id_hash, data, version, created_at, expires_at)
+        select * from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
+        on conflict (id_hash) do nothing
+        returning id_hash
+        "#,
+    );
+    let created = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
+    mark(batch, &indices, &created, outcomes);
+    Ok(())
+}
+
+async fn save_many(
+    connection: &mut PgConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    let indices = in_id_order(batch, indices);
+    let mut columns = Columns::default();
+    for &i in &indices {
+        if let Write::Save { id, record, now } = &batch[i].request {
+            columns.push(
+                id,
+                Some(encode_data(&record.data)?),
+                [record.version, record.expires_at, *now],
+            );
+        }
+    }
+    // Written only if the row still has the version the writer read and has not expired.
+    let query = sqlx::query(
+        r#"
+        update sessions s
+        set data = v.data, version = v.version, expires_at = v.expires_at
+        from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
+            as v (id_hash, data, version, expires_at, now)
+        where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
+        returning s.id_hash
+        "#,
+    );
+    let saved = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
+    mark(batch, &indices, &saved, outcomes);
+    Ok(())
+}
+
+async fn touch_many(
+    connection: &mut PgConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    let indices = in_id_order(batch, indices);
+    let mut columns = Columns::default();
+    for &i in &indices {
+        if let Write::Touch {
+            id,
+            expires_at,
+            now,
+        } = &batch[i].request
+        {
+            columns.push(id, None, [*expires_at, *now, 0]);
+        }
+    }
+    // Live sessions only, and deadlines only move forward.
+    let query = sqlx::query(
+        r#"
+        update sessions s
+        set expires_at = v.expires_at
+        from unnest($1::bytea[], $2::int8[], $3::int8[]) as v (id_hash, expires_at, now)
+        where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
+        returning s.id_hash
+        "#,
+    )
+    .bind(columns.ids)
+    .bind(columns.numbers[0].clone())
+    .bind(columns.numbers[1].clone());
+    let touched = returned_ids(query.fetch_all(&mut *connection).await?)?;
+    mark(batch, &indices, &touched, outcomes);
+    Ok(())
+}
+
+async fn delete_many(
+    connection: &mut PgConnection,
+    batch: &[Job<Write, Written>],
+    indices: &[usize],
+    outcomes: &mut [Written],
+) -> Result<(), SessionError> {
+    let indices = in_id_order(batch, indices);
+    let ids: Vec<Vec<u8>> = indices
+        .iter()
+        .filter_map(|&i| batch[i].request.id().map(|id| id.0.to_vec()))
+        .collect();
+    let query =
+        sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
+    let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;
+    mark(batch, &indices, &deleted, outcomes);
     Ok(())
 }
 

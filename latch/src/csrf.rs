@@ -53,7 +53,7 @@ impl CsrfToken<'_> {
             return token;
         }
         let token = generate();
-        let config = self.session.sessions.config();
+        let config = self.session.manager.config();
         cookie::seal(
             self.session.cookies,
             &config.csrf_cookie_name,
@@ -89,11 +89,11 @@ impl CsrfToken<'_> {
     fn cookie_token(&self) -> Option<String> {
         self.cookie_token
             .get_or_init(|| {
-                let sessions = self.session.sessions;
-                let config = sessions.config();
+                let manager = self.session.manager;
+                let config = manager.config();
                 let name = config.csrf_cookie_name.as_str();
                 let (cookie, reseal) =
-                    match cookie::open(self.session.cookies, name, sessions.previous_keys()) {
+                    match cookie::open(self.session.cookies, name, manager.previous_keys()) {
                         Opened::Current(cookie) => (cookie, false),
                         Opened::Previous(cookie) => (cookie, true),
                         Opened::Unreadable | Opened::Absent => return None,

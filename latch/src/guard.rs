@@ -12,10 +12,10 @@ use serde::de::DeserializeOwned;
 use super::cookie::{self, Opened};
 use super::csrf::refuse_cross_site;
 use super::store::{Loaded, Record, Rekeyed, SessionData};
-use super::{Key, SessionError, SessionId, Sessions, error_chain, now_ms};
+use super::{Key, SessionError, SessionId, SessionManager, error_chain, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
-/// instance writes to a session take turns (see `Sessions::write_lock`), so retries are rare.
+/// instance writes to a session take turns (see `SessionManager::write_lock`), so retries are rare.
 const MAX_WRITE_ATTEMPTS: usize = 8;
 
 /// The current request's session.
@@ -27,7 +27,7 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 /// method returns, so a handler that got `Ok` may tell the user it was saved.
 #[derive(Clone, Copy)]
 pub struct Session<'r> {
-    pub(crate) sessions: &'r Sessions,
+    pub(crate) manager: &'r SessionManager,
     pub(crate) cookies: &'r CookieJar<'r>,
     cell: &'r SessionCell,
 }
@@ -83,7 +83,7 @@ impl<'r> FromRequest<'r> for Session<'r> {
     type Error = SessionError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let Some(sessions) = request.rocket().state::<Sessions>() else {
+        let Some(manager) = request.rocket().state::<SessionManager>() else {
             return Outcome::Error((Status::InternalServerError, SessionError::NotConfigured));
         };
         // Here rather than per route, so every route that uses a session (and the CSRF guard,
@@ -93,11 +93,11 @@ impl<'r> FromRequest<'r> for Session<'r> {
         }
         let cookies = request.cookies();
         let loaded = request
-            .local_cache_async(async { LoadedSession(Some(load(sessions, cookies).await)) })
+            .local_cache_async(async { LoadedSession(Some(load(manager, cookies).await)) })
             .await;
         match loaded.0.as_ref() {
             Some(Ok(cell)) => Outcome::Success(Session {
-                sessions,
+                manager,
                 cookies,
                 cell,
             }),
@@ -118,29 +118,32 @@ pub(crate) fn session_was_loaded(request: &Request<'_>) -> bool {
 }
 
 impl Sentinel for Session<'_> {
-    /// Refuses to launch an app that uses the guard without managing [`Sessions`].
+    /// Refuses to launch an app that uses the guard without managing [`SessionManager`].
     fn abort(rocket: &Rocket<Ignite>) -> bool {
-        rocket.state::<Sessions>().is_none()
+        rocket.state::<SessionManager>().is_none()
     }
 }
 
 /// Reads the session named by the request's cookie, if any, and extends its idle deadline when a
 /// `touch_interval` has passed since it was last extended.
-async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCell, SessionError> {
-    let name = sessions.config.cookie_name.as_str();
+async fn load(
+    manager: &SessionManager,
+    cookies: &CookieJar<'_>,
+) -> Result<SessionCell, SessionError> {
+    let name = manager.config.cookie_name.as_str();
     let (cookie, sealed_with_previous_key) =
-        match cookie::open(cookies, name, &sessions.previous_keys) {
+        match cookie::open(cookies, name, &manager.previous_keys) {
             Opened::Current(cookie) => (cookie, false),
             Opened::Previous(cookie) => (cookie, true),
             Opened::Absent => return Ok(SessionCell::new(None)),
             // Tampered, or sealed with a key that is no longer accepted: drop it.
             Opened::Unreadable => {
-                remove_cookie(sessions, cookies);
+                remove_cookie(manager, cookies);
                 return Ok(SessionCell::new(None));
             }
         };
     let Some(id) = SessionId::parse(cookie.value()) else {
-        remove_cookie(sessions, cookies);
+        remove_cookie(manager, cookies);
         return Ok(SessionCell::new(None));
     };
     let now = now_ms();
@@ -149,20 +152,20 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
     let Some(Loaded {
         mut record,
         confirmed,
-    }) = sessions.store.load_unconfirmed(&hash, now).await?
+    }) = manager.store.load_unconfirmed(&hash, now).await?
     else {
-        remove_cookie(sessions, cookies);
+        remove_cookie(manager, cookies);
         return Ok(SessionCell::new(None));
     };
 
-    let deadline = sessions.deadline(record.created_at, now);
+    let deadline = manager.deadline(record.created_at, now);
     let mut resealed = false;
-    if deadline - record.expires_at >= sessions.config.touch_interval_ms() {
+    if deadline - record.expires_at >= manager.config.touch_interval_ms() {
         // The read still succeeds if the touch fails: the session just keeps its old deadline.
-        match sessions.store.touch(&hash, deadline, now).await {
+        match manager.store.touch(&hash, deadline, now).await {
             Ok(()) => {
                 record.expires_at = deadline;
-                set_cookie(sessions, cookies, &id, deadline, now);
+                set_cookie(manager, cookies, &id, deadline, now);
                 resealed = true;
             }
             Err(error) => log::warn!(
@@ -173,7 +176,7 @@ async fn load(sessions: &Sessions, cookies: &CookieJar<'_>) -> Result<SessionCel
     }
     if sealed_with_previous_key && !resealed {
         // Key rotation: from now on the browser holds the cookie sealed with the current key.
-        set_cookie(sessions, cookies, &id, record.expires_at, now);
+        set_cookie(manager, cookies, &id, record.expires_at, now);
     }
     Ok(SessionCell::new(Some(Active {
         id,
@@ -265,10 +268,10 @@ impl Session<'_> {
     pub async fn destroy(&self) -> Result<(), SessionError> {
         let _serial = self.cell.writer.lock().await;
         if let Some(active) = self.cell.snapshot() {
-            self.sessions.store.delete(&active.id.hash()).await?;
+            self.manager.store.delete(&active.id.hash()).await?;
             self.cell.set(None);
         }
-        remove_cookie(self.sessions, self.cookies);
+        remove_cookie(self.manager, self.cookies);
         Ok(())
     }
 
@@ -308,7 +311,7 @@ impl Session<'_> {
             _ => return self.change_locked(|data| edit(&mut DataMut(data))).await,
         };
         let old = active.id.hash();
-        let _turn = self.sessions.write_lock(&old).lock().await;
+        let _turn = self.manager.write_lock(&old).lock().await;
         let now = now_ms();
         let mut current = active.record;
         for _ in 0..MAX_WRITE_ATTEMPTS {
@@ -318,13 +321,13 @@ impl Session<'_> {
             loop {
                 let id = SessionId::generate();
                 match self
-                    .sessions
+                    .manager
                     .store
                     .rekey(&old, &id.hash(), &next, now)
                     .await?
                 {
                     Rekeyed::Done => {
-                        set_cookie(self.sessions, self.cookies, &id, next.expires_at, now);
+                        set_cookie(self.manager, self.cookies, &id, next.expires_at, now);
                         self.cell.set(Some(Active {
                             id,
                             record: next,
@@ -338,7 +341,7 @@ impl Session<'_> {
                 }
             }
             // Another request changed the session (read again and redo the edit) or ended it.
-            match self.sessions.store.load(&old, now).await? {
+            match self.manager.store.load(&old, now).await? {
                 Some(fresh) => current = fresh,
                 None => return Err(self.ended()),
             }
@@ -361,12 +364,7 @@ impl Session<'_> {
         let Some(active) = self.cell.snapshot().filter(|active| !active.confirmed) else {
             return Ok(());
         };
-        match self
-            .sessions
-            .store
-            .load(&active.id.hash(), now_ms())
-            .await?
-        {
+        match self.manager.store.load(&active.id.hash(), now_ms()).await? {
             Some(record) => self.cell.set(Some(Active {
                 record,
                 confirmed: true,
@@ -375,7 +373,7 @@ impl Session<'_> {
             // It ended before this request could see it: the request has no session.
             None => {
                 self.cell.set(None);
-                remove_cookie(self.sessions, self.cookies);
+                remove_cookie(self.manager, self.cookies);
             }
         }
         Ok(())
@@ -422,13 +420,13 @@ impl Session<'_> {
             data,
             version: current.version + 1,
             created_at: current.created_at,
-            expires_at: self.sessions.deadline(current.created_at, now),
+            expires_at: self.manager.deadline(current.created_at, now),
         })
     }
 
     /// Refuses data whose JSON form is longer than `max_data_bytes`.
     fn check_size(&self, data: &SessionData) -> Result<(), SessionError> {
-        let limit = self.sessions.config.max_data_bytes;
+        let limit = self.manager.config.max_data_bytes;
         let mut counter = ByteCounter(0);
         serde_json::to_writer(&mut counter, data).map_err(|e| SessionError::data("*", e))?;
         if counter.0 > limit {
@@ -448,7 +446,7 @@ impl Session<'_> {
         now: i64,
     ) -> Result<R, SessionError> {
         let hash = active.id.hash();
-        let _turn = self.sessions.write_lock(&hash).lock().await;
+        let _turn = self.manager.write_lock(&hash).lock().await;
         let mut current = active.record;
         let mut confirmed = active.confirmed;
         for _ in 0..MAX_WRITE_ATTEMPTS {
@@ -465,14 +463,8 @@ impl Session<'_> {
             }
             if !unchanged {
                 let next = self.next_record(&current, data, now)?;
-                if self.sessions.store.save(&hash, &next, now).await? {
-                    set_cookie(
-                        self.sessions,
-                        self.cookies,
-                        &active.id,
-                        next.expires_at,
-                        now,
-                    );
+                if self.manager.store.save(&hash, &next, now).await? {
+                    set_cookie(self.manager, self.cookies, &active.id, next.expires_at, now);
                     self.cell.set(Some(Active {
                         record: next,
                         confirmed: true,
@@ -483,7 +475,7 @@ impl Session<'_> {
             }
             // Someone else wrote (or ended the session) since it was read, or the outcome came
             // from an unconfirmed copy: read again.
-            match self.sessions.store.load(&hash, now).await? {
+            match self.manager.store.load(&hash, now).await? {
                 Some(fresh) => current = fresh,
                 None => return Err(self.ended()),
             }
@@ -498,12 +490,12 @@ impl Session<'_> {
             data,
             version: 0,
             created_at: now,
-            expires_at: self.sessions.deadline(now, now),
+            expires_at: self.manager.deadline(now, now),
         };
         loop {
             let id = SessionId::generate();
-            if self.sessions.store.create(&id.hash(), &record).await? {
-                set_cookie(self.sessions, self.cookies, &id, record.expires_at, now);
+            if self.manager.store.create(&id.hash(), &record).await? {
+                set_cookie(self.manager, self.cookies, &id, record.expires_at, now);
                 self.cell.set(Some(Active {
                     id,
                     record,
@@ -518,13 +510,13 @@ impl Session<'_> {
     /// Forgets a session that ended under this request's feet.
     fn ended(&self) -> SessionError {
         self.cell.set(None);
-        remove_cookie(self.sessions, self.cookies);
+        remove_cookie(self.manager, self.cookies);
         SessionError::Ended
     }
 }
 
 fn set_cookie(
-    sessions: &Sessions,
+    manager: &SessionManager,
     cookies: &CookieJar<'_>,
     id: &SessionId,
     expires_at: i64,
@@ -533,15 +525,15 @@ fn set_cookie(
     let remaining = time::Duration::milliseconds(expires_at.saturating_sub(now).max(0));
     cookie::seal(
         cookies,
-        &sessions.config.cookie_name,
+        &manager.config.cookie_name,
         id.encode(),
-        sessions.config.cookie_secure,
+        manager.config.cookie_secure,
         Some(remaining),
     );
 }
 
-fn remove_cookie(sessions: &Sessions, cookies: &CookieJar<'_>) {
-    cookie::remove(cookies, &sessions.config.cookie_name);
+fn remove_cookie(manager: &SessionManager, cookies: &CookieJar<'_>) {
+    cookie::remove(cookies, &manager.config.cookie_name);
 }
 
 /// Counts the bytes written to it, so a size check allocates nothing.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Record, Rekeyed};
-use crate::session::{IdHash, SessionError};
+use crate::{IdHash, SessionError};
 
 /// Most requests one batch carries. Bounds how long the first of them waits.
 const MAX_BATCH: usize = 256;
@@ -31,6 +31,10 @@ pub(super) enum Write {
         expires_at: i64,
         now: i64,
     },
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     Rekey {
         old: IdHash,
         new: IdHash,
@@ -40,6 +44,10 @@ pub(super) enum Write {
     Delete {
         id: IdHash,
     },
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     DeleteExpired {
         now: i64,
         limit: u32,
@@ -65,7 +73,15 @@ impl Write {
 pub(super) enum Written {
     /// Whether it took effect (create: the ID was free; save: the version matched).
     Applied(bool),
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     Rekeyed(Rekeyed),
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     Count(u64),
 }
 
@@ -74,6 +90,10 @@ impl Written {
         matches!(self, Self::Applied(true))
     }
 
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     /// The outcome of a `Write::Rekey` (every other answer is a bug in the writer).
     pub(super) fn rekeyed(self) -> Result<Rekeyed, SessionError> {
         match self {
@@ -82,6 +102,10 @@ impl Written {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     /// The outcome of a `Write::DeleteExpired` (every other answer is a bug in the writer).
     pub(super) fn count(self) -> Result<u64, SessionError> {
         match self {
@@ -223,6 +247,10 @@ impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
         Self { jobs }
     }
 
+    #[cfg_attr(
+        not(feature = "sqlite"),
+        expect(dead_code, reason = "only the SQLite writer takes these")
+    )]
     /// A handle that does not keep the task alive, for helpers that should stop with it.
     pub(super) fn downgrade(&self) -> mpsc::WeakSender<Job<Q, A>> {
         self.jobs.downgrade()
@@ -264,7 +292,7 @@ async fn serve<Q, A: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{SessionData, SessionId};
+    use crate::{SessionData, SessionId};
 
     fn job(request: Write) -> Job<Write, Written> {
         let (reply, _) = oneshot::channel();

@@ -9,14 +9,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqliteExecutor, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqliteExecutor, SqlitePool};
 use tokio::sync::mpsc::WeakSender;
 
 use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
 use super::{
-    Record, Rekeyed, SessionStore, StoreStats, decode_data, encode_data, is_unique_violation,
+    CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, encode_data, rekey_outcome,
 };
-use crate::session::{IdHash, SessionError};
+use crate::{IdHash, SessionError, SetupError, schema};
 
 /// Sessions in a SQLite database (see `migrations/sqlite`).
 #[derive(Debug, Clone)]
@@ -26,22 +26,39 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens the store on `pool`, taking one of its connections for the writer task.
-    pub async fn open(pool: SqlitePool) -> Result<Self, SessionError> {
-        let mut connection = pool.acquire().await?.detach();
+    /// Applies latch's schema (see [`schema`](crate::schema)) and opens the store on `pool`,
+    /// taking one of its connections for the writer task. That connection is switched to WAL
+    /// mode (so reads run beside the writer) with `synchronous = FULL` (so an answered write
+    /// survives a crash of the machine), whatever the pool was opened with.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] when the schema cannot be applied or the writer's connection cannot be
+    /// set up.
+    pub async fn open(pool: SqlitePool) -> Result<Self, SetupError> {
+        schema::apply_sqlite(&pool).await?;
+        let mut connection = pool.acquire().await.map_err(SessionError::from)?.detach();
         // Checkpoints (copying the WAL back into the database file, with an fsync) would stall
         // the writer in the middle of a commit; a background task runs them instead.
-        sqlx::query("pragma wal_autocheckpoint = 0")
-            .execute(&mut connection)
-            .await?;
+        for pragma in [
+            "pragma journal_mode = wal",
+            "pragma synchronous = full",
+            "pragma wal_autocheckpoint = 0",
+        ] {
+            sqlx::query(pragma)
+                .execute(&mut connection)
+                .await
+                .map_err(SessionError::from)?;
+        }
         let writer = Batcher::spawn(Writer { connection });
         tokio::spawn(checkpoint_in_background(pool.clone(), writer.downgrade()));
         Ok(Self { pool, writer })
     }
 
-    /// Applies the embedded migrations in `migrations/sqlite`.
-    pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("migrations/sqlite").run(pool).await
+    /// This store behind a cache of up to `capacity` sessions. This process must be the
+    /// database's only writer of sessions.
+    pub fn cached(self, capacity: usize) -> CachedStore<Self> {
+        CachedStore::new(self, capacity)
     }
 
     async fn write(&self, write: Write) -> Result<Written, SessionError> {
@@ -60,24 +77,17 @@ impl SessionStore for SqliteStore {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        let row = sqlx::query(
-            r#"
-            select data, version, created_at, expires_at
-            from sessions
-            where id_hash = ? and expires_at > ?
-            "#,
+        sqlx::query_as::<_, StoredRow>(
+            "select data, version, created_at, expires_at
+             from sessions
+             where id_hash = ? and expires_at > ?",
         )
         .bind(id.as_bytes())
         .bind(now)
         .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Record {
-            data: decode_data(row.try_get("data")?)?,
-            version: row.try_get("version")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        .await?
+        .map(Record::try_from)
+        .transpose()
     }
 
     async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
@@ -122,26 +132,6 @@ impl SessionStore for SqliteStore {
         self.write(Write::DeleteExpired { now, limit })
             .await?
             .count()
-    }
-
-    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
-        let row = sqlx::query(
-            r#"
-            select
-                count(*) filter (where expires_at > ?1) as live,
-                count(*) filter (where expires_at <= ?1) as expired,
-                min(created_at) filter (where expires_at > ?1) as oldest
-            from sessions
-            "#,
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(StoreStats {
-            live: row.try_get("live")?,
-            expired: row.try_get("expired")?,
-            oldest_live_created_at: row.try_get("oldest")?,
-        })
     }
 }
 
@@ -353,28 +343,17 @@ async fn rekey<'e>(
     record: &Record,
     now: i64,
 ) -> Result<Written, SessionError> {
-    let result = sqlx::query(
-        r#"
-        update sessions
-        set id_hash = ?1, data = ?2, version = ?3, expires_at = ?4
-        where id_hash = ?5 and version = ?3 - 1 and expires_at > ?6
-        "#,
-    )
-    .bind(new.as_bytes())
-    .bind(encode_data(&record.data)?)
-    .bind(record.version)
-    .bind(record.expires_at)
-    .bind(old.as_bytes())
-    .bind(now)
-    .execute(connection)
-    .await;
-    let outcome = match result {
-        Ok(done) if done.rows_affected() == 1 => Rekeyed::Done,
-        Ok(_) => Rekeyed::Gone,
-        Err(e) if is_unique_violation(&e) => Rekeyed::IdTaken,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Written::Rekeyed(outcome))
+    let changed = sqlx::query(REKEY)
+        .bind(new.as_bytes())
+        .bind(encode_data(&record.data)?)
+        .bind(record.version)
+        .bind(record.expires_at)
+        .bind(old.as_bytes())
+        .bind(now)
+        .execute(connection)
+        .await
+        .map(|done| done.rows_affected());
+    rekey_outcome(changed).map(Written::Rekeyed)
 }
 
 async fn delete_expired<'e>(

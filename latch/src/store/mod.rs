@@ -1,16 +1,24 @@
-//! Where sessions live: a small trait with one implementation per database.
+//! Where sessions live: a small trait (the store contract), one implementation per database, and
+//! layers around them (a cache; on Postgres, the change notifications that keep it in step).
 
 mod batch;
 mod cached;
-pub mod listen;
+#[cfg(feature = "postgres")]
+mod listen;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use cached::CachedStore;
+#[cfg(feature = "postgres")]
+pub use listen::CHANNEL;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-use super::{IdHash, SessionError};
+use crate::{IdHash, SessionError};
 
 /// A session's data: a JSON object, one entry per key.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
@@ -18,6 +26,7 @@ pub type SessionData = serde_json::Map<String, serde_json::Value>;
 /// One stored session. Times are Unix milliseconds, compared the same way by load and purge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// The session's values, one entry per [`Key`](crate::Key).
     pub data: SessionData,
     /// Bumped by every data write; a write names the version it read, so two writers that read
     /// the same version cannot both succeed (optimistic concurrency).
@@ -31,6 +40,7 @@ pub struct Record {
 /// A session read by [`SessionStore::load_unconfirmed`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// What was read.
     pub record: Record,
     /// `false` for a cached copy that other instances may have changed or ended since.
     pub confirmed: bool,
@@ -39,6 +49,7 @@ pub struct Loaded {
 /// What a change of a session's ID did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rekeyed {
+    /// The session now lives under the new ID, with the new record.
     Done,
     /// No live session had the old ID at the version the new record follows: it ended, or
     /// another write got there first (a `load` tells which).
@@ -97,21 +108,60 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes the session, if it exists.
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError>;
 
-    /// Deletes at most `limit` sessions that expired at or before `now`; returns how many.
+    /// Apart from the per-session operations above, for the purge: deletes at most `limit`
+    /// sessions that expired at or before `now`, and returns how many.
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError>;
-
-    /// How many sessions are live and expired at `now`, and when the oldest live one was created.
-    async fn stats(&self, now: i64) -> Result<StoreStats, SessionError>;
 }
 
-/// A summary of the stored sessions, for operators.
+/// A summary of the stored sessions, for operators ([`Database::stats`](crate::Database::stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Sessions not yet expired.
     pub live: i64,
     /// Expired but not yet purged.
     pub expired: i64,
     /// `created_at` of the oldest live session.
     pub oldest_live_created_at: Option<i64>,
+}
+
+/// Moves a live session to a new ID and replaces its data, version and deadline, if its version
+/// is still the one before `$3`. The same text on both backends (`$n` is a numbered parameter in
+/// SQLite too): `$1` new ID, `$2` data, `$3` version, `$4` deadline, `$5` old ID, `$6` now.
+const REKEY: &str = "
+    update sessions
+    set id_hash = $1, data = $2, version = $3, expires_at = $4
+    where id_hash = $5 and version = $3 - 1 and expires_at > $6";
+
+/// What a [`REKEY`] statement did, from the rows it changed.
+fn rekey_outcome(changed: Result<u64, sqlx::Error>) -> Result<Rekeyed, SessionError> {
+    match changed {
+        Ok(1) => Ok(Rekeyed::Done),
+        Ok(_) => Ok(Rekeyed::Gone),
+        Err(e) if is_unique_violation(&e) => Ok(Rekeyed::IdTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A `sessions` row as both backends read it.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    data: String,
+    version: i64,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<StoredRow> for Record {
+    type Error = SessionError;
+
+    fn try_from(row: StoredRow) -> Result<Self, SessionError> {
+        Ok(Self {
+            data: decode_data(&row.data)?,
+            version: row.version,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
 }
 
 fn encode_data(data: &SessionData) -> Result<String, SessionError> {

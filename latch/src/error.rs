@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use rocket::http::Status;
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 /// A session operation that could not be completed. Store errors keep their source (for the log)
@@ -18,7 +21,9 @@ pub enum SessionError {
     /// The stored data, or a value read from it, is not what the code expects.
     #[error("session data for `{key}` could not be (de)serialized")]
     Data {
+        /// The key whose value did not fit (`*` for the whole object).
         key: String,
+        /// What serde said.
         #[source]
         source: Arc<serde_json::Error>,
     },
@@ -26,7 +31,7 @@ pub enum SessionError {
     /// not written, so the ended session stays ended.
     #[error("the session ended while this request was using it")]
     Ended,
-    /// The app uses the `Session` guard without managing `Sessions`.
+    /// The app uses the `Session` guard without managing `SessionManager`.
     #[error("the session layer is not configured")]
     NotConfigured,
     /// The task that writes to the database has stopped (the store is shutting down).
@@ -38,7 +43,10 @@ pub enum SessionError {
     /// The change would make the session's data larger than `session.max_data_bytes`; nothing
     /// was stored.
     #[error("the session's data would grow past {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// `session.max_data_bytes`.
+        limit: usize,
+    },
     /// A state-changing request came from another site (`Origin` or `Sec-Fetch-Site`).
     #[error("cross-site requests may not change anything here")]
     CrossSite,
@@ -90,6 +98,7 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             // Postgres ends a connection it refuses or kills (the database is shutting down,
             // not accepting connections, …) with a FATAL error, whatever its SQLSTATE.
+            #[cfg(feature = "postgres")]
             if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
                 return matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
                     || ["08", "53", "57P"]
@@ -103,6 +112,18 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
                 .is_some_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
         }
         _ => false,
+    }
+}
+
+/// Forwards to the app's catcher for [`status`](SessionError::status), logging server-side
+/// failures with their causes (never shown to the client).
+impl<'r> Responder<'r, 'static> for SessionError {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        if status.code >= 500 {
+            log::error!("session error: {}", error_chain(&self));
+        }
+        Err(status)
     }
 }
 

@@ -56,7 +56,7 @@ impl PreviousKeys {
         Ok(Self(keys))
     }
 
-    /// Keys for tests and apps that build [`Sessions`](super::Sessions) by hand.
+    /// Keys for tests and apps that build [`SessionManager`](crate::SessionManager) by hand.
     pub fn new(keys: Vec<Key>) -> Self {
         Self(keys)
     }

@@ -1,0 +1,36 @@
+//! The smallest complete latch app: a page-view counter kept in a server-side session.
+//!
+//! ```sh
+//! cargo run -p latch --example minimal          # then open http://127.0.0.1:8000/
+//! ROCKET_PORT=8080 cargo run -p latch --example minimal
+//! ```
+//!
+//! Sessions go to `sqlite://data/latch.db` (latch's default, created on first start); set
+//! `ROCKET_DATABASE_URL` (or `database_url` in `Rocket.toml`) to keep them elsewhere, and
+//! `ROCKET_SESSION='{idle_timeout=60}'` and friends to change how they behave.
+
+use latch::{Key, Latch, Session, SessionError};
+use rocket::{get, launch, routes};
+
+/// Where the count lives in the session: a typed key, so every use agrees on `u64`.
+const VIEWS: Key<u64> = Key::new("views");
+
+/// Counts this browser's visits. The first visit creates the session (a row, and a cookie
+/// holding only its encrypted ID); each later one adds one, atomically.
+#[get("/")]
+async fn index(session: Session<'_>) -> Result<String, SessionError> {
+    let views = session
+        .update(&VIEWS, |views| views.unwrap_or(0) + 1)
+        .await?;
+    Ok(match views {
+        1 => "Welcome! This is your first visit.\n".to_owned(),
+        n => format!("You have been here {n} times.\n"),
+    })
+}
+
+#[launch]
+fn rocket() -> _ {
+    rocket::build()
+        .attach(Latch::fairing())
+        .mount("/", routes![index])
+}

@@ -1,0 +1,252 @@
+//! Opening the database a store lives in: one pool, SQLite or PostgreSQL, chosen at run time
+//! from the URL's scheme, with latch's schema applied.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{ConfigError, DatabaseConfig, SessionConfig};
+#[cfg(feature = "postgres")]
+use crate::store::PostgresStore;
+#[cfg(feature = "sqlite")]
+use crate::store::SqliteStore;
+use crate::store::{SessionStore, StoreStats};
+use crate::{SessionError, schema};
+
+/// Why the database or the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A setting is out of range or of the wrong type.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `database_url` names a backend this build does not have.
+    #[error("database_url must start with {schemes} (got `{0}:`)", schemes = supported_schemes())]
+    UnsupportedScheme(String),
+    /// `database_url` could not be parsed.
+    #[error("database_url is not a valid URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// The folder of a SQLite file could not be created.
+    #[error("could not create the folder for the SQLite database")]
+    CreateDir(#[source] std::io::Error),
+    /// The database did not answer.
+    #[error(
+        "could not connect to the database at database_url (is it running, and is the URL right?)"
+    )]
+    Connect(#[source] sqlx::Error),
+    /// latch's schema could not be applied.
+    #[error("could not apply latch's migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The store could not start (its writer's connection, say).
+    #[error("could not open the session store")]
+    Store(#[source] SessionError),
+}
+
+impl From<sqlx::migrate::MigrateError> for SetupError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(error)
+    }
+}
+
+impl From<SessionError> for SetupError {
+    fn from(error: SessionError) -> Self {
+        Self::Store(error)
+    }
+}
+
+fn supported_schemes() -> &'static str {
+    match (cfg!(feature = "sqlite"), cfg!(feature = "postgres")) {
+        (true, true) => "`sqlite:` or `postgres:`",
+        (true, false) => "`sqlite:` (this build has no `postgres` feature)",
+        (false, _) => "`postgres:` (this build has no `sqlite` feature)",
+    }
+}
+
+/// A connection pool on the database named by `database_url`.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// An embedded SQLite file: one app instance.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database: any number of app instances.
+    #[cfg(feature = "postgres")]
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Connects to `config.url`. A SQLite file (and its folder) is created if missing and opened
+    /// in WAL mode, so readers never wait for the writer, with `synchronous = FULL`, so an
+    /// answered write survives a crash of the machine. Applies nothing: see
+    /// [`apply_schema`](Self::apply_schema).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] for an unsupported or malformed URL, a folder that cannot be created, or a
+    /// database that does not answer.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, SetupError> {
+        let url = config.url.as_str();
+        let timeout = Duration::from_secs(config.timeout);
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        match scheme {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(SetupError::InvalidUrl)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(timeout)
+                    // 1 MiB of page cache per connection instead of 2: sessions are small
+                    // and the hot ones live in the session cache anyway.
+                    .pragma("cache_size", "-1024");
+                if let Some(dir) = options.get_filename().parent() {
+                    std::fs::create_dir_all(dir).map_err(SetupError::CreateDir)?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(timeout)
+                    // An embedded database has no network between us and it to go stale.
+                    .test_before_acquire(false)
+                    .connect_with(options)
+                    .await
+                    .map_err(SetupError::Connect)?;
+                Ok(Self::Sqlite(pool))
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(SetupError::Connect)?;
+                Ok(Self::Postgres(pool))
+            }
+            other => Err(SetupError::UnsupportedScheme(other.to_owned())),
+        }
+    }
+
+    /// Creates or updates latch's tables (see [`schema`](crate::schema)). Safe on every start.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Migrate`] when a migration fails.
+    pub async fn apply_schema(&self) -> Result<(), SetupError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => schema::apply_sqlite(pool).await?,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => schema::apply_postgres(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `"sqlite"` or `"postgres"`, for messages.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers a trivial query now (for a health check).
+    ///
+    /// # Errors
+    ///
+    /// The database's error when it does not.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// The session store on this pool, with up to `cache_capacity` sessions also kept in memory
+    /// (0: none). On Postgres (unless `postgres_cache` is off) the cache follows other
+    /// instances' changes through notifications, waits for them before serving a hit, and reads
+    /// through whenever it cannot hear them. Applies latch's schema first.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError`] when the schema cannot be applied or the store cannot start.
+    pub async fn session_store(
+        &self,
+        config: &SessionConfig,
+    ) -> Result<Arc<dyn SessionStore>, SetupError> {
+        let capacity = config.cache_capacity;
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => {
+                let store = SqliteStore::open(pool.clone()).await?;
+                if capacity == 0 {
+                    Arc::new(store)
+                } else {
+                    Arc::new(store.cached(capacity))
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                let store = PostgresStore::open(pool.clone()).await?;
+                if capacity == 0 || !config.postgres_cache {
+                    Arc::new(store)
+                } else {
+                    store.cached(capacity)
+                }
+            }
+        })
+    }
+
+    /// How many sessions are live and expired at `now`, and when the oldest live one was
+    /// created: for operators, outside the request path.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the query fails.
+    pub async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
+        // The same SQL on both: `$1` is a numbered parameter in SQLite too.
+        const STATS: &str = "
+            select
+                count(*) filter (where expires_at > $1) as live,
+                count(*) filter (where expires_at <= $1) as expired,
+                min(created_at) filter (where expires_at > $1) as oldest
+            from sessions";
+        let (live, expired, oldest_live_created_at) = match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => sqlx::query_as(STATS).bind(now).fetch_one(pool).await?,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => sqlx::query_as(STATS).bind(now).fetch_one(pool).await?,
+        };
+        Ok(StoreStats {
+            live,
+            expired,
+            oldest_live_created_at,
+        })
+    }
+}
+
+/// Connects to the configured database, applies latch's schema and opens the session store:
+/// what [`Latch`](crate::Latch) does at ignition, for apps (and operator commands) that want to
+/// do it themselves, before Rocket starts.
+///
+/// # Errors
+///
+/// A [`SetupError`] saying which step failed and why.
+pub async fn open(
+    database: &DatabaseConfig,
+    session: &SessionConfig,
+) -> Result<(Database, Arc<dyn SessionStore>), SetupError> {
+    let pool = Database::connect(database).await?;
+    let store = pool.session_store(session).await?;
+    Ok((pool, store))
+}

@@ -1,0 +1,249 @@
+//! Server-side sessions for [Rocket](https://rocket.rs), kept in SQLite or PostgreSQL through
+//! sqlx.
+//!
+//! Each browser gets a random session ID inside a Rocket *private* cookie; the session's data
+//! lives in a `sessions` table on the server; a background task purges expired rows. Handlers
+//! take a [`Session`] guard and read and write typed values through [`Key`]s.
+//!
+//! # Getting started
+//!
+//! Add the dependency (both backends are on by default; see [Choosing a
+//! backend](#choosing-a-backend)):
+//!
+//! ```toml
+//! [dependencies]
+//! latch = { git = "https://example.invalid/latch.git" }   # or { path = "../latch" }
+//! rocket = { version = "0.5", features = ["secrets"] }
+//! ```
+//!
+//! Attach the fairing, and take the guard in a handler:
+//!
+//! ```no_run
+//! use latch::{Key, Latch, Session, SessionError};
+//! use rocket::{get, launch, routes};
+//!
+//! const VIEWS: Key<u64> = Key::new("views");
+//!
+//! #[get("/")]
+//! async fn index(session: Session<'_>) -> Result<String, SessionError> {
+//!     let views = session.update(&VIEWS, |views| views.unwrap_or(0) + 1).await?;
+//!     Ok(format!("{views} views"))
+//! }
+//!
+//! #[launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(Latch::fairing())
+//!         .mount("/", routes![index])
+//! }
+//! ```
+//!
+//! With no settings, sessions go to `sqlite://data/latch.db` (created on first start, with its
+//! folder) and last an hour of inactivity, a day at most. `examples/minimal.rs` is this app,
+//! ready to run: `cargo run -p latch --example minimal`.
+//!
+//! [`SessionError`] is a responder: a failed session operation hands its status to the app's
+//! catcher for it (503 when the database is down, 409 when the session ended mid-request, 413
+//! when the data would grow past its cap, 403 for a cross-site write), logging server-side
+//! failures. Map it to your own error type with [`SessionError::status`] instead if you like.
+//!
+//! # How a session works
+//!
+//! - **The cookie holds only the ID.** A session ID is 256 random bits from a CSPRNG. The browser
+//!   gets it inside a Rocket private cookie, encrypted and authenticated with the app's
+//!   `secret_key`: it cannot read, forge or alter it. The cookie is `HttpOnly`, `SameSite=Lax`,
+//!   `Path=/`, `Secure` in Rocket's release profile, and its `Max-Age` is the time left before
+//!   the session ends.
+//! - **The data lives on the server**, in a `sessions` table, as a JSON object. The table is keyed
+//!   by the SHA-256 of the ID, so a leaked database cannot be replayed as cookies.
+//! - **Nothing is stored until something is stored.** A visitor who only reads gets no cookie and
+//!   no row, and a request without a cookie never touches the database.
+//! - **Two timeouts, both enforced by the server.** A session ends after `idle_timeout` seconds
+//!   without use, and `absolute_timeout` seconds after it was created, whichever comes first.
+//!   A read extends the idle deadline only once per `touch_interval`, so reads do not turn into
+//!   writes.
+//! - **Writes happen when the handler asks**, before the response is sent: when `insert` returns
+//!   `Ok`, the row is committed. Each write compares the version it read with the stored one
+//!   and, if another request got there first, re-reads and re-applies its change, so concurrent
+//!   requests never lose each other's updates; [`Session::update`] gives an atomic
+//!   read-modify-write. A change to a session that was destroyed meanwhile is refused
+//!   ([`SessionError::Ended`]) rather than bringing the session back.
+//! - **The ID rotates on privilege change.** [`Session::regenerate_with`] moves the session to a
+//!   fresh ID and changes its data in one statement: the old ID stops working at once and never
+//!   shows the new data. Call it at login.
+//! - **Bounded.** A write that would grow the data past `max_data_bytes` is refused
+//!   ([`SessionError::TooLarge`]) and stores nothing.
+//! - **Few round trips.** Writes are queued for a writer task that applies whatever is waiting
+//!   as a few multi-row statements in one transaction (on SQLite: one fsync per batch). A
+//!   [`CachedStore`] serves reads of recently used sessions from memory; on Postgres, loads that
+//!   arrive together are fetched with one query.
+//! - **Expired rows are purged** by a background task in bounded batches. Until then they are
+//!   invisible: every read and write checks the deadline itself.
+//! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or
+//!   expired cookie is treated as a new visitor (and a stale cookie is removed). An ID the server
+//!   did not issue is never adopted: a new session always gets a new ID.
+//!
+//! # Choosing a backend
+//!
+//! The scheme of `database_url` picks the store at run time; the Cargo features decide which
+//! are compiled in (both by default):
+//!
+//! | feature | `database_url` | for |
+//! | --- | --- | --- |
+//! | `sqlite` | `sqlite://data/latch.db` | one app instance; nothing to run besides the app |
+//! | `postgres` | `postgres://user@host/db` | any number of instances sharing sessions |
+//!
+//! `latch = { …, default-features = false, features = ["sqlite"] }` builds without the Postgres
+//! driver, and the other way round. On SQLite the database is opened in WAL mode with
+//! `synchronous = FULL`: an answered write survives a crash of the machine.
+//!
+//! # Configuration
+//!
+//! latch reads Rocket's figment (`Rocket.toml`, `ROCKET_*` variables), so every key can be set
+//! either way: `ROCKET_SESSION='{idle_timeout=600}'`, `ROCKET_DATABASE_URL=…`. Every value is
+//! range-checked at launch; a bad one stops the launch with a message naming the key.
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `database_url` | `sqlite://data/latch.db` | where sessions are stored |
+//! | `database_max_connections` | 8 | pool size (1–1,000) |
+//! | `database_timeout` | 5 | seconds to wait for a connection or lock before a 503 (1–3,600) |
+//! | `previous_secret_keys` | `[]` | earlier `secret_key`s whose cookies still open (key rotation) |
+//! | `session.cookie_name` | `"session"` | the session cookie (`__Host-` needs `cookie_secure`) |
+//! | `session.idle_timeout` | 3600 | seconds without a request before a session ends |
+//! | `session.absolute_timeout` | 86400 | seconds after creation before it ends regardless |
+//! | `session.touch_interval` | idle / 4, at most 60 | seconds a read may go without extending the deadline |
+//! | `session.purge_interval` | 60 | seconds between purges of expired rows |
+//! | `session.purge_batch_size` | 1000 | rows per purge statement |
+//! | `session.cache_capacity` | 10000 | sessions kept in memory (0: no cache) |
+//! | `session.postgres_cache` | `true` | cache on Postgres too, kept in step by LISTEN/NOTIFY |
+//! | `session.cookie_secure` | on in release | cookies only over HTTPS |
+//! | `session.max_data_bytes` | 16384 | largest a session's data may grow (JSON bytes) |
+//! | `session.csrf_cookie_name` | `"csrf"` | the cookie of [`CsrfToken`] before there is a session |
+//!
+//! [`Config::KEYS`] lists the top-level keys, for an app that refuses keys nobody reads.
+//!
+//! # The schema
+//!
+//! Two ways to get the `sessions` table, and they never fight over sqlx's `_sqlx_migrations`:
+//!
+//! - **latch creates it** (the default). At start, [`Latch`] applies latch's migrations and
+//!   records them in a table of its own, `_latch_migrations`. An app with migrations of its own
+//!   runs them as usual; neither set sees the other.
+//! - **The app's migrations include latch's.** Copy the files of `migrations/sqlite` or
+//!   `migrations/postgres` from this crate into your migrations folder *before the first start*
+//!   (as Rails' and Laravel's session-table generators do) and run them with `sqlx migrate run`.
+//!   latch finds them recorded in `_sqlx_migrations` under the same version and checksum and
+//!   leaves them alone.
+//!
+//! # Running several instances
+//!
+//! Use Postgres. Every instance needs the same `secret_key` (or cookies sealed by one cannot be
+//! opened by another). Each instance keeps a cache, which hears of other instances' changes
+//! through a trigger and `LISTEN latch_sessions`; a cache hit first waits until every change
+//! committed before it has arrived, so a logout on one instance counts at once on all. Whenever
+//! the listening connection is down, the cache is bypassed. Each store names its connections
+//! with an instance name of its own (in `application_name`) to tell its own changes from others';
+//! [`PostgresStore::open`] does this, whatever pool it is given. On SQLite, one process must be
+//! the file's only writer while the cache is on (`cache_capacity = 0` otherwise).
+//!
+//! # Security model
+//!
+//! - **What the cookie holds**: only the session ID, sealed with AES-256-GCM under a key derived
+//!   from `secret_key`. The cookie itself is a bearer credential: whoever has it is the session
+//!   until it ends.
+//! - **What a leaked database gives away**: the data in each session, but no usable cookie: rows
+//!   are keyed by SHA-256 of the ID, and the ID never touches disk or logs (`Debug` is redacted).
+//! - **Fixation**: an ID the server did not issue is never adopted, and
+//!   [`Session::regenerate_with`] moves the session to a new ID in the same statement that
+//!   changes its data.
+//! - **CSRF**: the guards refuse any state-changing request (not GET, HEAD, OPTIONS or TRACE)
+//!   whose `Origin` names another host or port, or whose `Sec-Fetch-Site` is `cross-site` or
+//!   `same-site` (403). Forms carry a [`CsrfToken`]: derived from the session ID when there is a
+//!   session, else kept in a private cookie of its own, and compared in constant time.
+//! - **Caching**: every response that used the guards carries `Cache-Control: no-store` and
+//!   `Vary: Cookie`.
+//! - **Key rotation**: put the old key in `previous_secret_keys` and the new one in `secret_key`.
+//!   A cookie sealed with a previous key still opens, and the same response reseals it with the
+//!   current key; only the current key ever seals. Drop the old key after `absolute_timeout`.
+//! - **Left to the app**: authentication proper, TLS, rate limiting, what the app puts in a
+//!   session, and HTML escaping of what it shows.
+//!
+//! # Bring your own store
+//!
+//! [`Latch::with_store`] takes any [`SessionStore`]: the six operations of the contract
+//! (create, load, save, touch, rekey, delete) plus the purge's `delete_expired`. Build the
+//! bundled ones on a pool of your own with [`SqliteStore::open`] or [`PostgresStore::open`]
+//! (which apply the schema), and wrap them in a cache with `.cached(capacity)`.
+
+#![deny(missing_docs)]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("latch needs a backend: enable the `sqlite` or the `postgres` feature (or both)");
+
+mod config;
+mod cookie;
+pub mod csrf;
+mod database;
+mod error;
+mod fairing;
+mod guard;
+mod id;
+mod manager;
+pub mod purge;
+pub mod schema;
+pub mod store;
+
+use std::marker::PhantomData;
+
+/// The attribute a [`SessionStore`] implementation needs on its `impl` block, re-exported so a
+/// store outside this crate uses the same version.
+pub use async_trait::async_trait;
+
+pub use config::{Config, ConfigError, DatabaseConfig, SessionConfig, check_range};
+pub use cookie::PreviousKeys;
+pub use csrf::CsrfToken;
+pub use database::{Database, SetupError, open};
+pub use error::{SessionError, error_chain};
+pub use fairing::Latch;
+pub use guard::{DataMut, Session};
+pub use id::{IdHash, SessionId};
+pub use manager::SessionManager;
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats};
+
+/// A typed name for one value in a session. Declare keys as constants so handlers never spell
+/// string keys and every use of a key agrees on its type:
+///
+/// ```
+/// use latch::Key;
+/// const PAGE_VIEWS: Key<u64> = Key::new("page_views");
+/// ```
+pub struct Key<T> {
+    name: &'static str,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Key<T> {
+    /// The key stored under `name` in the session's JSON object.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            _type: PhantomData,
+        }
+    }
+
+    /// The name it is stored under.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// The current time as Unix milliseconds, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,71 @@
+//! `SessionManager`: the session layer's shared state (the store, the settings, the keys of a
+//! rotation), kept in Rocket's managed state for the guards to find.
+
+use std::sync::Arc;
+
+use crate::{IdHash, PreviousKeys, SessionConfig, SessionStore};
+
+/// Serializes writes to one session within this process, so parallel requests on a session take
+/// turns instead of failing each other's version checks over and over. Striped by ID hash: a
+/// fixed set of locks, no per-session bookkeeping, and two sessions share a lock only by chance.
+const WRITE_LOCK_STRIPES: usize = 1024;
+
+/// The session layer's shared state: the store and the settings.
+///
+/// [`Latch`](crate::Latch) builds one and puts it in Rocket's managed state; an app that builds
+/// its own (to open the store before Rocket starts, say) manages it itself, and the fairing
+/// keeps it.
+pub struct SessionManager {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) config: SessionConfig,
+    pub(crate) previous_keys: PreviousKeys,
+    write_locks: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl SessionManager {
+    /// Sessions kept in `store`, behaving as `config` says.
+    pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
+        Self {
+            store,
+            config,
+            previous_keys: PreviousKeys::default(),
+            write_locks: (0..WRITE_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// Also opens cookies sealed with these earlier keys (see [`PreviousKeys`]).
+    #[must_use]
+    pub fn with_previous_keys(mut self, keys: PreviousKeys) -> Self {
+        self.previous_keys = keys;
+        self
+    }
+
+    /// The earlier keys whose cookies still open.
+    pub fn previous_keys(&self) -> &PreviousKeys {
+        &self.previous_keys
+    }
+
+    /// The store sessions live in.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub(crate) fn write_lock(&self, id: &IdHash) -> &tokio::sync::Mutex<()> {
+        let stripe = usize::from(u16::from_le_bytes([id.0[0], id.0[1]])) % self.write_locks.len();
+        &self.write_locks[stripe]
+    }
+
+    /// When a session created at `created_at` and used at `now` should end.
+    pub(crate) fn deadline(&self, created_at: i64, now: i64) -> i64 {
+        let idle = now.saturating_add(self.config.idle_timeout_ms());
+        let absolute = created_at.saturating_add(self.config.absolute_timeout_ms());
+        idle.min(absolute)
+    }
+}

@@ -1,0 +1,218 @@
+//! latch's schema and an app's own sqlx migrations never fight over `_sqlx_migrations`: latch
+//! records its migrations in `_latch_migrations`, an app's migrator still runs beside it, and an
+//! app that applied latch's files itself (as `sqlx migrate run` does) is left alone.
+//!
+//! Postgres runs when `LATCH_TEST_POSTGRES_URL` names a server, as in `contract.rs`.
+
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use latch::{Database, DatabaseConfig, SessionConfig};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// A database of one backend, fresh for one test.
+struct Scratch {
+    url: String,
+    /// The Postgres database to drop, and the server's admin URL.
+    postgres: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("app.db").display());
+        Self {
+            url,
+            postgres: None,
+            _dir: dir,
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let Ok(admin) = std::env::var("LATCH_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("LATCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "LATCH_REQUIRE_POSTGRES=1 but LATCH_TEST_POSTGRES_URL is not set"
+            );
+            return None;
+        };
+        let suffix: String = latch::SessionId::generate().hash().0[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let name = format!("latch_schema_{suffix}");
+        let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+        Some(Self {
+            url: format!("{base}/{name}"),
+            postgres: Some((name, admin)),
+            _dir: tempfile::tempdir().expect("a temporary folder"),
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// Opens latch on this database as the `Latch` fairing does.
+    async fn open_latch(&self) -> Database {
+        let database = Database::connect(&DatabaseConfig {
+            url: self.url.clone(),
+            ..DatabaseConfig::default()
+        })
+        .await
+        .expect("connect");
+        database
+            .session_store(&SessionConfig::default())
+            .await
+            .expect("latch opens");
+        database
+    }
+
+    async fn finish(self) {
+        if let Some((name, admin)) = self.postgres {
+            let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "drop database if exists {name} with (force)"
+            )))
+            .execute(&pool)
+            .await
+            .expect("drop database");
+        }
+    }
+}
+
+/// An app's own migration set: one table of its own.
+fn app_migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("create app table"),
+        MigrationType::Simple,
+        sqlx::AssertSqlSafe("create table app_things (id integer primary key)").into_sql_str(),
+        false,
+    )])
+}
+
+/// Latch's migration files for `backend`, read from disk as sqlx-cli reads them.
+async fn latch_files(backend: &str) -> Migrator {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    Migrator::new(folder)
+        .await
+        .expect("latch's migration files")
+}
+
+/// Versions recorded in `table`, or `None` when it does not exist.
+async fn recorded(database: &Database, table: &str) -> Option<Vec<i64>> {
+    let sql = format!("select version from {table} order by version");
+    let rows: Result<Vec<i64>, sqlx::Error> = match database {
+        Database::Sqlite(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+        }
+        Database::Postgres(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+        }
+    };
+    rows.ok()
+}
+
+async fn run_app_migrations(database: &Database, migrator: &Migrator) {
+    match database {
+        Database::Sqlite(pool) => migrator.run(pool).await,
+        Database::Postgres(pool) => migrator.run(pool).await,
+    }
+    .expect("the app's migrations run");
+}
+
+async fn each_backend<F, Fut>(check: F)
+where
+    F: Fn(Scratch) -> Fut,
+    Fut: Future<Output = Scratch>,
+{
+    check(Scratch::sqlite().await).await.finish().await;
+    if let Some(scratch) = Scratch::postgres().await {
+        check(scratch).await.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latch_records_its_migrations_in_a_table_of_its_own() {
+    each_backend(|scratch| async move {
+        let database = scratch.open_latch().await;
+        let expected: Vec<i64> = latch_files(scratch.backend())
+            .await
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(
+            recorded(&database, "_latch_migrations").await,
+            Some(expected)
+        );
+        assert_eq!(recorded(&database, "_sqlx_migrations").await, None);
+        // A second start applies nothing and fails on nothing.
+        scratch.open_latch().await;
+        scratch
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_migrations_run_beside_latchs_in_either_order() {
+    each_backend(|scratch| async move {
+        let database = scratch.open_latch().await;
+        // The app's migrator does not see latch's versions as "applied but missing".
+        run_app_migrations(&database, &app_migrator()).await;
+        assert_eq!(recorded(&database, "_sqlx_migrations").await, Some(vec![1]));
+        // Nor does latch see the app's.
+        scratch.open_latch().await;
+        run_app_migrations(&database, &app_migrator()).await;
+        scratch
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latchs_files_applied_by_the_app_are_left_alone() {
+    each_backend(|scratch| async move {
+        let database = Database::connect(&DatabaseConfig {
+            url: scratch.url.clone(),
+            ..DatabaseConfig::default()
+        })
+        .await
+        .expect("connect");
+        // What `sqlx migrate run --source latch/migrations/<backend>` does.
+        let files = latch_files(scratch.backend()).await;
+        run_app_migrations(&database, &files).await;
+        let versions: Vec<i64> = files.iter().map(|m| m.version).collect();
+
+        scratch.open_latch().await;
+
+        assert_eq!(
+            recorded(&database, "_sqlx_migrations").await,
+            Some(versions)
+        );
+        assert_eq!(
+            recorded(&database, "_latch_migrations").await,
+            Some(Vec::new())
+        );
+        scratch
+    })
+    .await;
+}
