@@ -207,6 +207,10 @@ impl ConfigError {
 }
 
 /// Checks that `value` of `key` lies in `min..=max`.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming `key` and the range, with `unit` after the bounds.
 pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     key: &str,
     value: T,

@@ -194,6 +194,11 @@ impl Session<'_> {
     }
 
     /// Whether this request has a stored session (one was loaded, or this request created one).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] (503) when the store cannot be reached while confirming a
+    /// cached copy.
     pub async fn exists(&self) -> Result<bool, SessionError> {
         self.confirm().await?;
         Ok(self.cell.lock().is_some())
@@ -201,6 +206,11 @@ impl Session<'_> {
 
     /// The value stored under `key`, or `None`. An error means the stored value does not have the
     /// key's type: a bug in whatever stored it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Data`] when the stored value is not a `T`; [`SessionError::Unavailable`]
+    /// (503) when the store cannot be reached.
     pub async fn get<T: DeserializeOwned>(&self, key: &Key<T>) -> Result<Option<T>, SessionError> {
         self.confirm().await?;
         let active = self.cell.lock();
@@ -213,6 +223,12 @@ impl Session<'_> {
     }
 
     /// Stores `value` under `key`, creating the session (and its cookie) if there is none yet.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::TooLarge`] (413) past `max_data_bytes`, [`SessionError::Ended`] (409) when
+    /// the session ended meanwhile, [`SessionError::Unavailable`] (503) when the store cannot be
+    /// reached; nothing is stored.
     pub async fn insert<T: Serialize>(&self, key: &Key<T>, value: &T) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(|e| SessionError::data(key.name(), e))?;
         self.change(|data| {
@@ -223,6 +239,11 @@ impl Session<'_> {
     }
 
     /// Removes `key` from the session. Without a session, does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Ended`] (409) when the session ended meanwhile,
+    /// [`SessionError::Unavailable`] (503) when the store cannot be reached.
     pub async fn remove<T>(&self, key: &Key<T>) -> Result<(), SessionError> {
         self.change(|data| {
             data.remove(key.name());
@@ -234,6 +255,10 @@ impl Session<'_> {
     /// Replaces the value under `key` with `f(current value)` atomically: if another request
     /// changes the session first, `f` runs again on what that request stored. Returns the value
     /// stored. This is how counters count every request.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert), and [`SessionError::Data`] when the stored value is not a `T`.
     pub async fn update<T, F>(&self, key: &Key<T>, mut f: F) -> Result<T, SessionError>
     where
         T: Serialize + DeserializeOwned,
@@ -255,6 +280,10 @@ impl Session<'_> {
     }
 
     /// Empties the session's data but keeps the session (and its ID).
+    ///
+    /// # Errors
+    ///
+    /// As [`remove`](Self::remove).
     pub async fn clear(&self) -> Result<(), SessionError> {
         self.change(|data| {
             data.clear();
@@ -265,6 +294,11 @@ impl Session<'_> {
 
     /// Ends the session: deletes its row and removes the cookie. A change that another request
     /// makes to it afterwards fails with [`SessionError::Ended`] instead of reviving it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Unavailable`] (503) when the store cannot be reached; the session is then
+    /// still there.
     pub async fn destroy(&self) -> Result<(), SessionError> {
         let _serial = self.cell.writer.lock().await;
         if let Some(active) = self.cell.snapshot() {

@@ -12,7 +12,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! latch = { git = "https://example.invalid/latch.git" }   # or { path = "../latch" }
+//! latch = { path = "../latch/latch" }   # this repository's latch/ folder (or a git dependency)
 //! rocket = { version = "0.5", features = ["secrets"] }
 //! ```
 //!

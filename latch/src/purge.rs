@@ -21,6 +21,10 @@ const MAX_PAUSE: Duration = Duration::from_millis(200);
 /// After each full batch it pauses `PAUSE_FACTOR` times as long as the batch took (up to 200 ms):
 /// a backlog of a million rows then takes at most a fifth of the database's time, and requests
 /// keep the rest.
+///
+/// # Errors
+///
+/// The store's error for the batch that failed; the batches before it stay deleted.
 pub async fn purge_expired(
     store: &dyn SessionStore,
     now: i64,

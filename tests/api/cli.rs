@@ -9,6 +9,7 @@ use crate::helpers::{Backend, TestApp, TestDb, backend_tests, read};
 
 backend_tests!(
     migrate_applies_the_migrations_and_exits_zero,
+    the_migrations_folder_applied_as_sqlx_cli_does_is_left_alone_by_latch,
     purge_removes_expired_sessions_and_says_how_many,
     sessions_stats_counts_live_and_expired_sessions,
     healthz_answers_200_when_the_database_does,
@@ -46,6 +47,76 @@ async fn migrate_applies_the_migrations_and_exits_zero(backend: Backend) {
     );
     let stats = latch(db.url(), &["sessions", "stats"]);
     assert!(stdout(&stats).contains("live sessions:     0"), "{stats:?}");
+}
+
+/// `sqlx migrate run --source migrations/<backend>` (the README's way) records latch's files in
+/// `_sqlx_migrations`; the binary then finds them there and applies nothing of its own.
+async fn the_migrations_folder_applied_as_sqlx_cli_does_is_left_alone_by_latch(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    // Read from the folder as sqlx-cli reads it (through the symlinks to latch/migrations/).
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let migrator = sqlx::migrate::Migrator::new(folder)
+        .await
+        .expect("the migrations folder");
+    let applied = migrator.iter().count();
+    let (sqlx_rows, _) = migration_counts(backend, db.url(), Some(&migrator)).await;
+    assert_eq!(sqlx_rows, i64::try_from(applied).expect("a count"));
+
+    let migrate = latch(db.url(), &["migrate"]);
+    let stats = latch(db.url(), &["sessions", "stats"]);
+
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(stdout(&stats).contains("live sessions:     0"), "{stats:?}");
+    let (sqlx_rows, latch_rows) = migration_counts(backend, db.url(), None).await;
+    assert_eq!(sqlx_rows, i64::try_from(applied).expect("a count"));
+    assert_eq!(
+        latch_rows,
+        Some(0),
+        "latch applied its migrations a second time"
+    );
+}
+
+/// Rows of `_sqlx_migrations` and of `_latch_migrations` (`None`: no such table) in the database
+/// at `url`, after running `migrator` on it if given.
+async fn migration_counts(
+    backend: Backend,
+    url: &str,
+    migrator: Option<&sqlx::migrate::Migrator>,
+) -> (i64, Option<i64>) {
+    use sqlx::Connection as _;
+    macro_rules! counts {
+        ($connection:ty, $url:expr) => {{
+            let mut connection = <$connection>::connect($url).await.expect("connect");
+            if let Some(migrator) = migrator {
+                migrator
+                    .run(&mut connection)
+                    .await
+                    .expect("sqlx migrate run");
+            }
+            let count = |table: &str| format!("select count(*) from {table}");
+            let sqlx_rows = sqlx::query_scalar(sqlx::AssertSqlSafe(count("_sqlx_migrations")))
+                .fetch_one(&mut connection)
+                .await
+                .expect("_sqlx_migrations");
+            let latch_rows = sqlx::query_scalar(sqlx::AssertSqlSafe(count("_latch_migrations")))
+                .fetch_one(&mut connection)
+                .await
+                .ok();
+            (sqlx_rows, latch_rows)
+        }};
+    }
+    match backend {
+        // Creating the file if missing, as `sqlx database create` does.
+        Backend::Sqlite => counts!(sqlx::SqliteConnection, &format!("{url}?mode=rwc")),
+        Backend::Postgres => counts!(sqlx::PgConnection, url),
+    }
 }
 
 /// Stores sessions directly: `expired` already past their deadline, `live` good for a minute.
