@@ -21,6 +21,27 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 #[cfg(feature = "postgres")]
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Applies `migrator`'s migrations to `pool`, but for those the app's own `_sqlx_migrations`
+/// records under the same version and checksum; `exists` asks whether that table exists.
+macro_rules! apply {
+    ($pool:expr, $exists:expr, $migrator:expr) => {{
+        let app_has_table: bool = sqlx::query_scalar($exists)
+            .bind(APP_MIGRATIONS_TABLE)
+            .fetch_one($pool)
+            .await?;
+        let applied_by_app: HashSet<(i64, Vec<u8>)> = if app_has_table {
+            sqlx::query_as(APPLIED_BY_APP)
+                .fetch_all($pool)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        own_migrator($migrator, &applied_by_app).run($pool).await
+    }};
+}
+
 /// Creates or updates the `sessions` table in a SQLite database. Safe to call on every start.
 ///
 /// # Errors
@@ -28,18 +49,11 @@ static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 /// The [`MigrateError`] of the step that failed.
 #[cfg(feature = "sqlite")]
 pub async fn apply_sqlite(pool: &sqlx::SqlitePool) -> Result<(), MigrateError> {
-    let app_has_table: bool = sqlx::query_scalar(
+    apply!(
+        pool,
         "select exists (select 1 from sqlite_master where type = 'table' and name = ?)",
+        &SQLITE
     )
-    .bind(APP_MIGRATIONS_TABLE)
-    .fetch_one(pool)
-    .await?;
-    let applied_by_app = if app_has_table {
-        applied_in_app_table(sqlx::query_as(APPLIED_BY_APP).fetch_all(pool).await?)
-    } else {
-        HashSet::new()
-    };
-    own_migrator(&SQLITE, &applied_by_app).run(pool).await
 }
 
 /// Creates or updates the `sessions` table and its triggers in a PostgreSQL database. Safe to
@@ -50,23 +64,10 @@ pub async fn apply_sqlite(pool: &sqlx::SqlitePool) -> Result<(), MigrateError> {
 /// The [`MigrateError`] of the step that failed.
 #[cfg(feature = "postgres")]
 pub async fn apply_postgres(pool: &sqlx::PgPool) -> Result<(), MigrateError> {
-    let app_has_table: bool = sqlx::query_scalar("select to_regclass($1) is not null")
-        .bind(APP_MIGRATIONS_TABLE)
-        .fetch_one(pool)
-        .await?;
-    let applied_by_app = if app_has_table {
-        applied_in_app_table(sqlx::query_as(APPLIED_BY_APP).fetch_all(pool).await?)
-    } else {
-        HashSet::new()
-    };
-    own_migrator(&POSTGRES, &applied_by_app).run(pool).await
+    apply!(pool, "select to_regclass($1) is not null", &POSTGRES)
 }
 
 const APPLIED_BY_APP: &str = "select version, checksum from _sqlx_migrations where success";
-
-fn applied_in_app_table(rows: Vec<(i64, Vec<u8>)>) -> HashSet<(i64, Vec<u8>)> {
-    rows.into_iter().collect()
-}
 
 /// `all` without what the app's own migrations already applied, recorded in latch's table.
 fn own_migrator(all: &Migrator, applied_by_app: &HashSet<(i64, Vec<u8>)>) -> Migrator {

@@ -9,6 +9,9 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::Scratch;
 use latch::{
     Database, DatabaseConfig, IdHash, Record, Rekeyed, SessionConfig, SessionData, SessionId,
     SessionStore,
@@ -24,43 +27,20 @@ enum Kind {
     PostgresCached,
 }
 
-/// A store on a database of its own, and what to clean up after.
+/// A store on a scratch database of its own.
 struct Fixture {
     store: Arc<dyn SessionStore>,
-    /// The Postgres database to drop, and the server's admin URL.
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+    scratch: Scratch,
 }
 
 impl Fixture {
     async fn open(kind: Kind) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let (url, postgres) = match kind {
-            Kind::Sqlite | Kind::SqliteCached => {
-                let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
-                (url, None)
-            }
-            Kind::Postgres | Kind::PostgresCached => {
-                let Ok(admin) = std::env::var("LATCH_TEST_POSTGRES_URL") else {
-                    assert!(
-                        std::env::var("LATCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                        "LATCH_REQUIRE_POSTGRES=1 but LATCH_TEST_POSTGRES_URL is not set"
-                    );
-                    return None;
-                };
-                let name = format!("latch_contract_{}", hex_id());
-                let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-                    .execute(&pool)
-                    .await
-                    .expect("create database");
-                pool.close().await;
-                let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-                (format!("{base}/{name}"), Some((name, admin)))
-            }
+        let scratch = match kind {
+            Kind::Sqlite | Kind::SqliteCached => Scratch::sqlite().await,
+            Kind::Postgres | Kind::PostgresCached => Scratch::postgres().await?,
         };
         let database = Database::connect(&DatabaseConfig {
-            url,
+            url: scratch.url.clone(),
             ..DatabaseConfig::default()
         })
         .await
@@ -74,33 +54,14 @@ impl Fixture {
             ..SessionConfig::default()
         };
         let store = database.session_store(&config).await.expect("open");
-        Some(Self {
-            store,
-            postgres,
-            _dir: dir,
-        })
+        Some(Self { store, scratch })
     }
 
     /// Drops the Postgres database (its store's connections with it).
     async fn finish(self) {
         drop(self.store);
-        if let Some((name, admin)) = self.postgres {
-            let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {name} with (force)"
-            )))
-            .execute(&pool)
-            .await
-            .expect("drop database");
-        }
+        self.scratch.finish().await;
     }
-}
-
-fn hex_id() -> String {
-    SessionId::generate().hash().0[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Runs `check` on a fresh store of `kind`, cleaning up even when it fails.

@@ -9,89 +9,26 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+mod common;
+
+use common::Scratch;
 use latch::{Database, DatabaseConfig, SessionConfig};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-/// A database of one backend, fresh for one test.
-struct Scratch {
-    url: String,
-    /// The Postgres database to drop, and the server's admin URL.
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let url = format!("sqlite://{}", dir.path().join("app.db").display());
-        Self {
-            url,
-            postgres: None,
-            _dir: dir,
-        }
-    }
-
-    async fn postgres() -> Option<Self> {
-        let Ok(admin) = std::env::var("LATCH_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var("LATCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "LATCH_REQUIRE_POSTGRES=1 but LATCH_TEST_POSTGRES_URL is not set"
-            );
-            return None;
-        };
-        let suffix: String = latch::SessionId::generate().hash().0[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let name = format!("latch_schema_{suffix}");
-        let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-            .execute(&pool)
-            .await
-            .expect("create database");
-        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-        Some(Self {
-            url: format!("{base}/{name}"),
-            postgres: Some((name, admin)),
-            _dir: tempfile::tempdir().expect("a temporary folder"),
-        })
-    }
-
-    fn backend(&self) -> &'static str {
-        if self.postgres.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-    }
-
-    /// Opens latch on this database as the `Latch` fairing does.
-    async fn open_latch(&self) -> Database {
-        let database = Database::connect(&DatabaseConfig {
-            url: self.url.clone(),
-            ..DatabaseConfig::default()
-        })
+/// Latch on a scratch database, as the `Latch` fairing opens it.
+async fn open_latch(scratch: &Scratch) -> Database {
+    let database = Database::connect(&DatabaseConfig {
+        url: scratch.url.clone(),
+        ..DatabaseConfig::default()
+    })
+    .await
+    .expect("connect");
+    database
+        .session_store(&SessionConfig::default())
         .await
-        .expect("connect");
-        database
-            .session_store(&SessionConfig::default())
-            .await
-            .expect("latch opens");
-        database
-    }
-
-    async fn finish(self) {
-        if let Some((name, admin)) = self.postgres {
-            let pool = sqlx::PgPool::connect(&admin).await.expect("the admin URL");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {name} with (force)"
-            )))
-            .execute(&pool)
-            .await
-            .expect("drop database");
-        }
-    }
+        .expect("latch opens");
+    database
 }
 
 /// An app's own migration set: one table of its own.
@@ -155,7 +92,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latch_records_its_migrations_in_a_table_of_its_own() {
     each_backend(|scratch| async move {
-        let database = scratch.open_latch().await;
+        let database = open_latch(&scratch).await;
         let expected: Vec<i64> = latch_files(scratch.backend())
             .await
             .iter()
@@ -167,7 +104,7 @@ async fn latch_records_its_migrations_in_a_table_of_its_own() {
         );
         assert_eq!(recorded(&database, "_sqlx_migrations").await, None);
         // A second start applies nothing and fails on nothing.
-        scratch.open_latch().await;
+        open_latch(&scratch).await;
         scratch
     })
     .await;
@@ -176,12 +113,12 @@ async fn latch_records_its_migrations_in_a_table_of_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apps_own_migrations_run_beside_latchs_in_either_order() {
     each_backend(|scratch| async move {
-        let database = scratch.open_latch().await;
+        let database = open_latch(&scratch).await;
         // The app's migrator does not see latch's versions as "applied but missing".
         run_app_migrations(&database, &app_migrator()).await;
         assert_eq!(recorded(&database, "_sqlx_migrations").await, Some(vec![1]));
         // Nor does latch see the app's.
-        scratch.open_latch().await;
+        open_latch(&scratch).await;
         run_app_migrations(&database, &app_migrator()).await;
         scratch
     })
@@ -202,7 +139,7 @@ async fn latchs_files_applied_by_the_app_are_left_alone() {
         run_app_migrations(&database, &files).await;
         let versions: Vec<i64> = files.iter().map(|m| m.version).collect();
 
-        scratch.open_latch().await;
+        open_latch(&scratch).await;
 
         assert_eq!(
             recorded(&database, "_sqlx_migrations").await,

@@ -325,35 +325,29 @@ async fn assert_launches_and_serves(session: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_do_not_name_the_server_unless_ident_is_set() {
-    let scratch = Scratch::new();
-    let mut process = Process::spawn(scratch.latch());
-    process.wait_until_listening(scratch.port);
-    let home = http_client()
-        .get(scratch.url("/"))
-        .send()
-        .await
-        .expect("GET /");
-    let server = home.headers().get(reqwest::header::SERVER).cloned();
-    assert_eq!(home.status(), 200, "{}", process.output());
-    assert_eq!(server, None, "a Server header");
-
-    let scratch = Scratch::new();
-    let mut process = Process::spawn({
-        let mut command = scratch.latch();
-        command.env("ROCKET_IDENT", "latch");
-        command
-    });
-    process.wait_until_listening(scratch.port);
-    let home = http_client()
-        .get(scratch.url("/"))
-        .send()
-        .await
-        .expect("GET /");
-    let server = home.headers().get(reqwest::header::SERVER).cloned();
+    assert_eq!(server_header(&[]).await, None, "a Server header");
     assert_eq!(
-        server.as_ref().map(|value| value.as_bytes()),
-        Some(&b"latch"[..])
+        server_header(&[("ROCKET_IDENT", "latch")]).await.as_deref(),
+        Some("latch")
     );
+}
+
+/// The `Server` header of `GET /` from the binary started with `env`.
+async fn server_header(env: &[(&str, &str)]) -> Option<String> {
+    let scratch = Scratch::new();
+    let mut command = scratch.latch();
+    command.envs(env.iter().copied());
+    let mut process = Process::spawn(command);
+    process.wait_until_listening(scratch.port);
+    let home = http_client()
+        .get(scratch.url("/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(home.status(), 200, "{}", process.output());
+    home.headers()
+        .get(reqwest::header::SERVER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
