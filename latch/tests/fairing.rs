@@ -1,0 +1,113 @@
+//! The one-line integration: an app that attaches `Latch::fairing()` (or `Latch::with_store`)
+//! and nothing else counts page views in a server-side session.
+
+#![cfg(feature = "sqlite")]
+
+use std::sync::Arc;
+
+use latch::{Key, Latch, Session, SessionError, SqliteStore};
+use rocket::figment::Figment;
+use rocket::http::Status;
+use rocket::local::asynchronous::Client;
+use rocket::{Build, Rocket, get, routes};
+
+const VIEWS: Key<u64> = Key::new("views");
+
+#[get("/")]
+async fn index(session: Session<'_>) -> Result<String, SessionError> {
+    let views = session
+        .update(&VIEWS, |views| views.unwrap_or(0) + 1)
+        .await?;
+    Ok(views.to_string())
+}
+
+/// A plain Rocket app with the counter, configured by `figment`.
+fn app(figment: Figment, latch: Latch) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(latch)
+        .mount("/", routes![index])
+}
+
+fn figment(database_url: &str) -> Figment {
+    rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("database_url", database_url))
+}
+
+async fn count_rows(database_url: &str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(database_url)
+        .await
+        .expect("connect");
+    sqlx::query_scalar("select count(*) from sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("count")
+}
+
+/// Three visits from one browser count three, in one row; the page is not cacheable.
+async fn assert_counts(client: &Client, database_url: &str) {
+    for expected in ["1", "2", "3"] {
+        let response = client.get("/").dispatch().await;
+        assert_eq!(response.status(), Status::Ok);
+        assert_eq!(
+            response.headers().get_one("Cache-Control"),
+            Some("no-store")
+        );
+        assert_eq!(response.into_string().await.as_deref(), Some(expected));
+    }
+    assert_eq!(count_rows(database_url).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fairing_alone_gives_an_app_sessions() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    // A folder that does not exist yet: the fairing creates it with the file.
+    let url = format!("sqlite://{}", dir.path().join("data/app.db").display());
+
+    let client = Client::tracked(app(figment(&url), Latch::fairing()))
+        .await
+        .expect("the app launches");
+
+    assert_counts(&client, &url).await;
+    assert!(client.rocket().state::<latch::Database>().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_store_takes_a_store_on_the_apps_own_pool() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("own.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the app's pool");
+    let store = SqliteStore::open(pool).await.expect("the store opens");
+    // `database_url` names nothing usable: the store the app gave is what counts.
+    let figment = figment("postgres://nobody@127.0.0.1:1/none");
+
+    let client = Client::tracked(app(figment, Latch::with_store(Arc::new(store))))
+        .await
+        .expect("the app launches");
+
+    assert_counts(&client, &url).await;
+    assert!(client.rocket().state::<latch::Database>().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_stops_the_launch() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let figment = figment(&url).merge(("session.idle_timeout", 0));
+
+    let Err(error) = Client::tracked(app(figment, Latch::fairing())).await else {
+        panic!("launched with idle_timeout = 0");
+    };
+
+    // Reading the kind marks the error handled (Rocket panics on dropping an unread one).
+    assert!(
+        matches!(error.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("app.db").exists(),
+        "opened the database anyway"
+    );
+}
