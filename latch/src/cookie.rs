@@ -107,14 +107,52 @@ pub(crate) fn seal(
         .same_site(SameSite::Lax)
         .secure(secure);
     if let Some(max_age) = max_age {
-        cookie = cookie
-            .max_age(max_age)
-            .expires(time::OffsetDateTime::now_utc() + max_age);
+        let (max_age, expires) = lifetime(time::OffsetDateTime::now_utc(), max_age);
+        cookie = cookie.max_age(max_age).expires(expires);
     }
     cookies.add_private(cookie);
+}
+
+/// `Max-Age` and `Expires` for a cookie that should last `max_age` from `now`. Both count whole
+/// seconds, so both round up: the cookie never ends before the session does (the server ends
+/// sessions; a cookie that outlives one by under a second is removed on its next request).
+fn lifetime(
+    now: time::OffsetDateTime,
+    max_age: time::Duration,
+) -> (time::Duration, time::OffsetDateTime) {
+    let seconds = max_age.whole_seconds() + i64::from(max_age.subsec_nanoseconds() > 0);
+    let ends = now + max_age;
+    let expires = ends
+        .replace_nanosecond(0)
+        .map_or(ends, |whole| whole + time::Duration::seconds(1));
+    (time::Duration::seconds(seconds), expires)
 }
 
 /// Tells the browser to drop the cookie `name`.
 pub(crate) fn remove(cookies: &CookieJar<'_>, name: &str) {
     cookies.remove_private(Cookie::build(name.to_owned()).path("/"));
+}
+
+#[cfg(test)]
+mod tests {
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+
+    #[test]
+    fn a_cookie_never_ends_before_its_session() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a time")
+            + Duration::milliseconds(999);
+        for millis in [1, 999, 1000, 1001, 1500, 3_600_000] {
+            let max_age = Duration::milliseconds(millis);
+            let (seconds, expires) = lifetime(now, max_age);
+            assert_eq!(expires.nanosecond(), 0, "HTTP dates have whole seconds");
+            assert!(expires >= now + max_age, "{millis} ms: Expires too early");
+            assert!(seconds >= max_age, "{millis} ms: Max-Age too short");
+            assert!(
+                seconds - max_age < Duration::SECOND,
+                "{millis} ms: rounded too far"
+            );
+        }
+    }
 }

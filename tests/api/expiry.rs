@@ -40,10 +40,11 @@ async fn an_idle_session_expires(backend: Backend) {
     let cookies = set_cookies(&response);
     let page = read(response).await;
 
-    assert!(page.1.contains("user logged out!"));
+    assert!(page.1.contains("user logged out!"), "{}", page.1);
     assert!(
         cookies.iter().any(|c| c.contains("Max-Age=0")),
-        "stale cookie removed"
+        "stale cookie removed: {cookies:?}, {:?}",
+        page.0
     );
 }
 
