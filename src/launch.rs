@@ -5,7 +5,7 @@
 use rocket::error::ErrorKind;
 use rocket::figment::Figment;
 
-use latch::{ConfigError, SessionManager, SetupError, error_chain};
+use latch::{ConfigError, SetupError, error_chain};
 
 use crate::config;
 use crate::secret::{self, SecretKeyError};
@@ -45,9 +45,7 @@ pub async fn serve(figment: Figment) -> Result<(), LaunchError> {
     let figment = secret::resolve(&figment)?.unwrap_or(figment);
     // Opened here rather than by the `Latch` fairing (which keeps what it finds managed), so a
     // database that does not answer is this function's one-line error.
-    let (database, store) = latch::open(&config.database, &config.session).await?;
-    let manager =
-        SessionManager::new(store, config.session).with_previous_keys(config.previous_keys);
+    let (database, manager) = latch::open(config).await?;
     let launched = crate::rocket(figment)
         .manage(database)
         .manage(manager)

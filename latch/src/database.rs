@@ -12,13 +12,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::config::{ConfigError, DatabaseConfig, SessionConfig};
+use crate::config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 #[cfg(feature = "postgres")]
 use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
 use crate::store::{SessionStore, StoreStats};
-use crate::{SessionError, schema};
+use crate::{SessionError, SessionManager, schema};
 
 /// Why the database or the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -235,18 +235,17 @@ impl Database {
     }
 }
 
-/// Connects to the configured database, applies latch's schema and opens the session store:
-/// what [`Latch`](crate::Latch) does at ignition, for apps (and operator commands) that want to
-/// do it themselves, before Rocket starts.
+/// Connects to the configured database, applies latch's schema, opens the session store and
+/// builds the [`SessionManager`] on it: what [`Latch`](crate::Latch) does at ignition, for apps
+/// (and operator commands) that want to do it themselves, before Rocket starts.
 ///
 /// # Errors
 ///
 /// A [`SetupError`] saying which step failed and why.
-pub async fn open(
-    database: &DatabaseConfig,
-    session: &SessionConfig,
-) -> Result<(Database, Arc<dyn SessionStore>), SetupError> {
-    let pool = Database::connect(database).await?;
-    let store = pool.session_store(session).await?;
-    Ok((pool, store))
+pub async fn open(config: Config) -> Result<(Database, SessionManager), SetupError> {
+    let database = Database::connect(&config.database).await?;
+    let store = database.session_store(&config.session).await?;
+    let manager =
+        SessionManager::new(store, config.session).with_previous_keys(config.previous_keys);
+    Ok((database, manager))
 }

@@ -58,17 +58,16 @@ impl Fairing for Latch {
         }
         let opened = async {
             let config = Config::from_figment(rocket.figment())?;
-            let (database, store) = match &self.store {
-                Some(store) => (None, Arc::clone(store)),
-                None => {
-                    let (database, store) =
-                        database::open(&config.database, &config.session).await?;
-                    (Some(database), store)
+            match &self.store {
+                Some(store) => {
+                    let manager = SessionManager::new(Arc::clone(store), config.session)
+                        .with_previous_keys(config.previous_keys);
+                    Ok((None, manager))
                 }
-            };
-            let manager =
-                SessionManager::new(store, config.session).with_previous_keys(config.previous_keys);
-            Ok::<_, database::SetupError>((database, manager))
+                None => database::open(config)
+                    .await
+                    .map(|(database, manager)| (Some(database), manager)),
+            }
         };
         match opened.await {
             Ok((database, manager)) => {
