@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
-use crate::store::{SessionStore, StoreStats};
+use crate::store::{SessionStore, StoreStats, WriteBatches};
 use crate::{SessionError, SessionManager, schema};
 
 /// Why the database or the store could not be opened.
@@ -188,7 +188,7 @@ impl Database {
         Ok(match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
-                let store = SqliteStore::open(pool.clone()).await?;
+                let store = SqliteStore::open(pool.clone()).await?.batched();
                 if capacity == 0 {
                     Arc::new(store)
                 } else {
@@ -197,7 +197,7 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                let store = PostgresStore::open(pool.clone()).await?;
+                let store = PostgresStore::open(pool.clone()).await?.batched();
                 if capacity == 0 || !config.postgres_cache {
                     Arc::new(store)
                 } else {

@@ -73,10 +73,10 @@
 //!   shows the new data. Call it at login.
 //! - **Bounded.** A write that would grow the data past `max_data_bytes` is refused
 //!   ([`SessionError::TooLarge`]) and stores nothing.
-//! - **Few round trips.** Writes are queued for a writer task that applies whatever is waiting
-//!   as a few multi-row statements in one transaction (on SQLite: one fsync per batch). A
-//!   [`CachedStore`] serves reads of recently used sessions from memory; on Postgres, loads that
-//!   arrive together are fetched with one query.
+//! - **Few round trips.** The store is wrapped in layers. [`Batched`] queues writes for a task
+//!   that applies whatever is waiting as a few multi-row statements in one transaction (on
+//!   SQLite: one fsync per batch); on Postgres, loads that arrive together are fetched with one
+//!   query too. A [`CachedStore`] around that serves reads of recently used sessions from memory.
 //! - **Expired rows are purged** by a background task in bounded batches. Until then they are
 //!   invisible: every read and write checks the deadline itself.
 //! - **Bad cookies are no session.** A missing, tampered, undecryptable, malformed, unknown or
@@ -172,9 +172,34 @@
 //! # Bring your own store
 //!
 //! [`Latch::with_store`] takes any [`SessionStore`]: the six operations of the contract
-//! (create, load, save, touch, rekey, delete) plus the purge's `delete_expired`. Build the
-//! bundled ones on a pool of your own with [`SqliteStore::open`] or [`PostgresStore::open`]
-//! (which apply the schema), and wrap them in a cache with `.cached(capacity)`.
+//! (create, load, save, touch, rekey, delete) plus the purge's `delete_expired`. The layers
+//! are stores too, each wrapping another:
+//!
+//! - the bundled stores, opened on a pool of your own with [`SqliteStore::open`] or
+//!   [`PostgresStore::open`] (which apply the schema); each serves one write at a time;
+//! - [`Batched`], which queues writes (and, on Postgres, loads) and hands every one waiting to
+//!   the store in one call: `.batched()` on any store that implements [`WriteBatches`];
+//! - [`CachedStore`], which keeps recently used sessions in memory: `.cached(capacity)` on a
+//!   batched SQLite or Postgres store (on Postgres it also starts the listener that keeps other
+//!   instances' changes out of the cache), or [`CachedStore::new`] for a store this process is
+//!   the only writer of.
+//!
+//! ```no_run
+//! # async fn build() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use latch::{Latch, SqliteStore, WriteBatches};
+//!
+//! let pool = sqlx::SqlitePool::connect("sqlite://data/app.db?mode=rwc").await?;
+//! let store = SqliteStore::open(pool).await?.batched().cached(10_000);
+//! let rocket = rocket::build().attach(Latch::with_store(Arc::new(store)));
+//! # let _ = rocket;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A store of your own passes the contract if it passes `latch/tests/contract.rs`; implementing
+//! [`WriteBatches`] as well (one call for many writes, all or none) lets it take the batching
+//! layer.
 
 #![deny(missing_docs)]
 
@@ -213,7 +238,10 @@ pub use manager::SessionManager;
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats};
+pub use store::{
+    Batched, CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats, Write,
+    WriteBatches,
+};
 
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell
 /// string keys and every use of a key agrees on its type:

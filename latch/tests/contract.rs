@@ -1,5 +1,6 @@
 //! The store contract: what every `SessionStore` promises, checked the same way on the SQLite
-//! store, the Postgres store, and each behind the cache.
+//! and the Postgres store, each on its own, behind the batching layer, and behind batching and
+//! the cache (as `Database::session_store` builds it).
 //!
 //! Postgres runs when `LATCH_TEST_POSTGRES_URL` names a server (a fresh database is made per
 //! test and dropped after it); without it those tests pass as skipped, unless
@@ -13,8 +14,8 @@ mod common;
 
 use common::Scratch;
 use latch::{
-    Database, DatabaseConfig, IdHash, Record, Rekeyed, SessionConfig, SessionData, SessionId,
-    SessionStore,
+    Database, DatabaseConfig, IdHash, PostgresStore, Record, Rekeyed, SessionConfig, SessionData,
+    SessionId, SessionStore, SqliteStore,
 };
 use serde_json::json;
 
@@ -22,8 +23,10 @@ use serde_json::json;
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Sqlite,
+    SqliteBatched,
     SqliteCached,
     Postgres,
+    PostgresBatched,
     PostgresCached,
 }
 
@@ -36,8 +39,10 @@ struct Fixture {
 impl Fixture {
     async fn open(kind: Kind) -> Option<Self> {
         let scratch = match kind {
-            Kind::Sqlite | Kind::SqliteCached => Scratch::sqlite().await,
-            Kind::Postgres | Kind::PostgresCached => Scratch::postgres().await?,
+            Kind::Sqlite | Kind::SqliteBatched | Kind::SqliteCached => Scratch::sqlite().await,
+            Kind::Postgres | Kind::PostgresBatched | Kind::PostgresCached => {
+                Scratch::postgres().await?
+            }
         };
         let database = Database::connect(&DatabaseConfig {
             url: scratch.url.clone(),
@@ -45,15 +50,30 @@ impl Fixture {
         })
         .await
         .expect("connect");
-        let cache_capacity = match kind {
-            Kind::Sqlite | Kind::Postgres => 0,
-            Kind::SqliteCached | Kind::PostgresCached => 100,
+        let store: Arc<dyn SessionStore> = match (kind, &database) {
+            (Kind::Sqlite, Database::Sqlite(pool)) => {
+                Arc::new(SqliteStore::open(pool.clone()).await.expect("open"))
+            }
+            (Kind::Postgres, Database::Postgres(pool)) => {
+                Arc::new(PostgresStore::open(pool.clone()).await.expect("open"))
+            }
+            // Without a cache, `session_store` is the store behind the batching layer.
+            (Kind::SqliteBatched | Kind::PostgresBatched, _) => {
+                let config = SessionConfig {
+                    cache_capacity: 0,
+                    ..SessionConfig::default()
+                };
+                database.session_store(&config).await.expect("open")
+            }
+            (Kind::SqliteCached | Kind::PostgresCached, _) => {
+                let config = SessionConfig {
+                    cache_capacity: 100,
+                    ..SessionConfig::default()
+                };
+                database.session_store(&config).await.expect("open")
+            }
+            (kind, database) => panic!("{kind:?} on {database:?}"),
         };
-        let config = SessionConfig {
-            cache_capacity,
-            ..SessionConfig::default()
-        };
-        let store = database.session_store(&config).await.expect("open");
         Some(Self { store, scratch })
     }
 
@@ -87,6 +107,10 @@ macro_rules! contract {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() { super::run(super::Kind::Sqlite, super::checks::$check).await; })*
         }
+        mod sqlite_batched {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() { super::run(super::Kind::SqliteBatched, super::checks::$check).await; })*
+        }
         mod sqlite_cached {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() { super::run(super::Kind::SqliteCached, super::checks::$check).await; })*
@@ -94,6 +118,10 @@ macro_rules! contract {
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() { super::run(super::Kind::Postgres, super::checks::$check).await; })*
+        }
+        mod postgres_batched {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() { super::run(super::Kind::PostgresBatched, super::checks::$check).await; })*
         }
         mod postgres_cached {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]

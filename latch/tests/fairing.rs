@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use latch::{Key, Latch, Session, SessionError, SqliteStore};
+use latch::{Key, Latch, Session, SessionError, SqliteStore, WriteBatches};
 use rocket::figment::Figment;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -79,7 +79,11 @@ async fn with_store_takes_a_store_on_the_apps_own_pool() {
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("the app's pool");
-    let store = SqliteStore::open(pool).await.expect("the store opens");
+    let store = SqliteStore::open(pool)
+        .await
+        .expect("the store opens")
+        .batched()
+        .cached(100);
     // `database_url` names nothing usable: the store the app gave is what counts.
     let figment = figment("postgres://nobody@127.0.0.1:1/none");
 

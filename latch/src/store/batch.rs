@@ -1,12 +1,14 @@
-//! Batching: one task owns a database connection and serves every queued request in one go —
-//! one transaction (one commit, one fsync) per batch of writes, one query per batch of reads.
+//! Batching as a layer around a store: [`Batched`] queues writes (and, where the backend asks
+//! for it, loads) for a task that hands every request waiting to the store in one call — one
+//! transaction (one commit, one fsync) per batch of writes, one query per batch of loads.
 //! Callers hear back only after their batch finished.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Record, Rekeyed};
+use super::{Record, Rekeyed, SessionStore};
 use crate::{IdHash, SessionError};
 
 /// Most requests one batch carries. Bounds how long the first of them waits.
@@ -14,104 +16,226 @@ const MAX_BATCH: usize = 256;
 /// Requests that may wait for the task before callers are slowed down (backpressure).
 const QUEUE_DEPTH: usize = 4096;
 
-/// A write to the `sessions` table, as the stores' writer tasks take them.
-#[derive(Debug)]
-pub(super) enum Write {
+/// One write to the `sessions` table, as [`WriteBatches::write_batch`] takes them. Each has the
+/// meaning of the [`SessionStore`] method of the same name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// [`SessionStore::create`].
     Create {
+        /// The new session's ID hash.
         id: IdHash,
+        /// What to store.
         record: Record,
     },
+    /// [`SessionStore::save`].
     Save {
+        /// The session's ID hash.
         id: IdHash,
+        /// The new state; written only over `record.version - 1`.
         record: Record,
+        /// The time the session must still be live at.
         now: i64,
     },
+    /// [`SessionStore::touch`].
     Touch {
+        /// The session's ID hash.
         id: IdHash,
+        /// The new deadline; only ever moves forward.
         expires_at: i64,
+        /// The time the session must still be live at.
         now: i64,
     },
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    Rekey {
-        old: IdHash,
-        new: IdHash,
-        record: Record,
-        now: i64,
-    },
+    /// [`SessionStore::delete`].
     Delete {
+        /// The session's ID hash.
         id: IdHash,
-    },
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    DeleteExpired {
-        now: i64,
-        limit: u32,
     },
 }
 
 impl Write {
-    /// The session this write is about, for ordering a batch (none for the purge).
-    pub(super) fn id(&self) -> Option<&IdHash> {
+    /// The session this write is about.
+    pub fn id(&self) -> &IdHash {
         match self {
             Self::Create { id, .. }
             | Self::Save { id, .. }
             | Self::Touch { id, .. }
-            | Self::Delete { id } => Some(id),
-            Self::Rekey { old, .. } => Some(old),
-            Self::DeleteExpired { .. } => None,
+            | Self::Delete { id } => id,
         }
     }
 }
 
-/// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Written {
-    /// Whether it took effect (create: the ID was free; save: the version matched).
-    Applied(bool),
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    Rekeyed(Rekeyed),
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    Count(u64),
+/// A store that can apply many writes in one go, which is what [`Batched`] needs of it.
+///
+/// Rekeys and purges are not batched: [`Batched`] passes them to the store as they come (a
+/// rekey onto an ID in use fails its statement, which must not abort anyone else's write).
+#[async_trait::async_trait]
+pub trait WriteBatches: SessionStore {
+    /// Whether [`load_batch`](Self::load_batch) should serve loads too: worth it where every
+    /// query is a network round trip, not where reads run beside each other on local files.
+    const LOADS_IN_BATCHES: bool = false;
+
+    /// Applies `writes` in order (a session may appear more than once), all or none, and says
+    /// of each whether it took effect: create, the ID was free; save, the version matched;
+    /// touch, the deadline moved; delete, the session existed. On an error nothing was written.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the database fails; no write of the batch is then stored.
+    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError>;
+
+    /// The live session for each `(id, now)` of `loads`, in the same order.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the database fails.
+    async fn load_batch(
+        &self,
+        loads: &[(IdHash, i64)],
+    ) -> Result<Vec<Option<Record>>, SessionError> {
+        let mut found = Vec::with_capacity(loads.len());
+        for (id, now) in loads {
+            found.push(self.load(id, *now).await?);
+        }
+        Ok(found)
+    }
+
+    /// This store behind the batching layer.
+    fn batched(self) -> Batched<Self>
+    where
+        Self: Sized,
+    {
+        Batched::new(self)
+    }
 }
 
-impl Written {
-    pub(super) fn applied(self) -> bool {
-        matches!(self, Self::Applied(true))
-    }
+/// Applies one write through [`WriteBatches::write_batch`]: how the bundled stores serve a
+/// single write, so that the batched and unbatched paths run the same SQL.
+pub(super) async fn write_one<S: WriteBatches + ?Sized>(
+    store: &S,
+    write: Write,
+) -> Result<bool, SessionError> {
+    let outcomes = store.write_batch(std::slice::from_ref(&write)).await?;
+    Ok(outcomes.first().copied().unwrap_or(false))
+}
 
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    /// The outcome of a `Write::Rekey` (every other answer is a bug in the writer).
-    pub(super) fn rekeyed(self) -> Result<Rekeyed, SessionError> {
-        match self {
-            Self::Rekeyed(outcome) => Ok(outcome),
-            _ => Err(SessionError::WriterGone),
+/// A store whose writes (and, if it says so, loads) are queued for a task that serves all those
+/// waiting in one call to the store: under load, one commit for many requests.
+///
+/// A caller's write is answered only once the batch holding it is committed, so nothing a request
+/// was told was saved can be lost. Start it inside a Tokio runtime (Rocket's is one): it spawns
+/// its tasks there, and they end when it is dropped.
+pub struct Batched<S> {
+    inner: Arc<S>,
+    writes: Batcher<Write, bool>,
+    loads: Option<Batcher<(IdHash, i64), Option<Record>>>,
+}
+
+impl<S: WriteBatches> Batched<S> {
+    /// Puts the batching layer around `inner`.
+    pub fn new(inner: S) -> Self {
+        let inner = Arc::new(inner);
+        let writes = Batcher::spawn(Writes(Arc::clone(&inner)));
+        let loads = S::LOADS_IN_BATCHES.then(|| Batcher::spawn(Loads(Arc::clone(&inner))));
+        Self {
+            inner,
+            writes,
+            loads,
         }
     }
 
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    /// The outcome of a `Write::DeleteExpired` (every other answer is a bug in the writer).
-    pub(super) fn count(self) -> Result<u64, SessionError> {
-        match self {
-            Self::Count(count) => Ok(count),
-            _ => Err(SessionError::WriterGone),
+    /// The store inside.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    #[cfg(test)]
+    fn queued_writes(&self) -> usize {
+        self.writes.queued()
+    }
+}
+
+impl<S> std::fmt::Debug for Batched<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batched")
+            .field("loads_in_batches", &self.loads.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: WriteBatches> SessionStore for Batched<S> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+        let write = Write::Create {
+            id: *id,
+            record: record.clone(),
+        };
+        self.writes.submit(write).await
+    }
+
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        match &self.loads {
+            Some(loads) => loads.submit((*id, now)).await,
+            None => self.inner.load(id, now).await,
         }
+    }
+
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+        let write = Write::Save {
+            id: *id,
+            record: record.clone(),
+            now,
+        };
+        self.writes.submit(write).await
+    }
+
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+        let write = Write::Touch {
+            id: *id,
+            expires_at,
+            now,
+        };
+        self.writes.submit(write).await.map(drop)
+    }
+
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        self.inner.rekey(old, new, record, now).await
+    }
+
+    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+        self.writes
+            .submit(Write::Delete { id: *id })
+            .await
+            .map(drop)
+    }
+
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
+        self.inner.delete_expired(now, limit).await
+    }
+}
+
+/// The write task's side of [`Batched`].
+struct Writes<S>(Arc<S>);
+
+#[async_trait::async_trait]
+impl<S: WriteBatches> Batch<Write, bool> for Writes<S> {
+    async fn run(&mut self, batch: &[Write]) -> Result<Vec<bool>, SessionError> {
+        self.0.write_batch(batch).await
+    }
+}
+
+/// The load task's side of [`Batched`].
+struct Loads<S>(Arc<S>);
+
+#[async_trait::async_trait]
+impl<S: WriteBatches> Batch<(IdHash, i64), Option<Record>> for Loads<S> {
+    async fn run(&mut self, batch: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, SessionError> {
+        self.0.load_batch(batch).await
     }
 }
 
@@ -126,8 +250,6 @@ pub(super) struct Round {
     pub saves: Vec<usize>,
     pub touches: Vec<usize>,
     pub deletes: Vec<usize>,
-    /// Writes that go out one statement each (rekey, purge).
-    pub singles: Vec<usize>,
 }
 
 impl Round {
@@ -137,33 +259,26 @@ impl Round {
             .iter()
             .filter(|group| !group.is_empty())
             .count()
-            + self.singles.len()
     }
 }
 
 /// Splits `batch` into rounds (indices into `batch`).
-pub(super) fn plan(batch: &[Job<Write, Written>]) -> Vec<Round> {
+pub(super) fn plan(batch: &[Write]) -> Vec<Round> {
     let mut rounds: Vec<Round> = Vec::new();
-    let mut seen: std::collections::HashMap<IdHash, usize> = std::collections::HashMap::new();
-    for (index, job) in batch.iter().enumerate() {
-        let round = match job.request.id() {
-            Some(id) => {
-                let count = seen.entry(*id).or_insert(0);
-                *count += 1;
-                *count - 1
-            }
-            None => 0,
-        };
+    let mut seen: HashMap<IdHash, usize> = HashMap::new();
+    for (index, write) in batch.iter().enumerate() {
+        let count = seen.entry(*write.id()).or_insert(0);
+        let round = *count;
+        *count += 1;
         if rounds.len() <= round {
             rounds.resize_with(round + 1, Round::default);
         }
         let round = &mut rounds[round];
-        match job.request {
+        match write {
             Write::Create { .. } => round.creates.push(index),
             Write::Save { .. } => round.saves.push(index),
             Write::Touch { .. } => round.touches.push(index),
             Write::Delete { .. } => round.deletes.push(index),
-            Write::Rekey { .. } | Write::DeleteExpired { .. } => round.singles.push(index),
         }
     }
     rounds
@@ -172,28 +287,24 @@ pub(super) fn plan(batch: &[Job<Write, Written>]) -> Vec<Round> {
 /// Records, for each of `indices`, whether its session is among those a statement reported
 /// (through `returning`) as written.
 pub(super) fn mark(
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
-    written: &std::collections::HashSet<IdHash>,
-    outcomes: &mut [Written],
+    written: &HashSet<IdHash>,
+    outcomes: &mut [bool],
 ) {
     for &index in indices {
-        if let Some(id) = batch[index].request.id() {
-            outcomes[index] = Written::Applied(written.contains(id));
-        }
+        outcomes[index] = written.contains(batch[index].id());
     }
 }
 
 /// The IDs in the first column of `rows` (what a `returning id_hash` statement reports).
-pub(super) fn returned_ids<R>(
-    rows: Vec<R>,
-) -> Result<std::collections::HashSet<IdHash>, SessionError>
+pub(super) fn returned_ids<R>(rows: Vec<R>) -> Result<HashSet<IdHash>, SessionError>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let mut ids = std::collections::HashSet::with_capacity(rows.len());
+    let mut ids = HashSet::with_capacity(rows.len());
     for row in rows {
         let hash: Vec<u8> = row.try_get(0)?;
         if let Ok(hash) = <[u8; 32]>::try_from(hash) {
@@ -204,60 +315,33 @@ where
 }
 
 /// A request waiting for the batch task, and where its answer goes.
-pub(super) struct Job<Q, A> {
-    pub request: Q,
+struct Job<Q, A> {
+    request: Q,
     reply: oneshot::Sender<Result<A, SessionError>>,
 }
 
 /// What a batch task does with each batch.
 #[async_trait::async_trait]
-pub(super) trait Batch<Q, A>: Send + 'static {
-    /// Serves every job of `batch`, answers in the same order; an error answers them all.
-    async fn run(&mut self, batch: &[Job<Q, A>]) -> Result<Vec<A>, SessionError>;
+trait Batch<Q, A>: Send + 'static {
+    /// Serves every request of `batch`, answers in the same order; an error answers them all.
+    async fn run(&mut self, batch: &[Q]) -> Result<Vec<A>, SessionError>;
 }
 
 /// The handle callers use to queue requests for a batch task.
-#[derive(Debug)]
-pub(super) struct Batcher<Q, A> {
+struct Batcher<Q, A> {
     jobs: mpsc::Sender<Job<Q, A>>,
 }
 
-impl<Q, A> Clone for Batcher<Q, A> {
-    fn clone(&self) -> Self {
-        Self {
-            jobs: self.jobs.clone(),
-        }
-    }
-}
-
 impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
-    /// Starts the task; it ends when the last handle is dropped.
-    pub(super) fn spawn(batch: impl Batch<Q, A>) -> Self {
-        Self::spawn_many(vec![batch])
-    }
-
-    /// Starts one task per element of `batches`, all taking from the same queue: while one
-    /// batch is in flight, the next can start on another connection.
-    pub(super) fn spawn_many(batches: Vec<impl Batch<Q, A>>) -> Self {
+    /// Starts the task; it ends when the handle is dropped.
+    fn spawn(batch: impl Batch<Q, A>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let queue = Arc::new(Mutex::new(queue));
-        for batch in batches {
-            tokio::spawn(serve(batch, Arc::clone(&queue)));
-        }
+        tokio::spawn(serve(batch, queue));
         Self { jobs }
     }
 
-    #[cfg_attr(
-        not(feature = "sqlite"),
-        expect(dead_code, reason = "only the SQLite writer takes these")
-    )]
-    /// A handle that does not keep the task alive, for helpers that should stop with it.
-    pub(super) fn downgrade(&self) -> mpsc::WeakSender<Job<Q, A>> {
-        self.jobs.downgrade()
-    }
-
     /// Queues `request` and waits for its batch.
-    pub(super) async fn submit(&self, request: Q) -> Result<A, SessionError> {
+    async fn submit(&self, request: Q) -> Result<A, SessionError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { request, reply })
@@ -265,24 +349,33 @@ impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
             .map_err(|_| SessionError::WriterGone)?;
         answer.await.map_err(|_| SessionError::WriterGone)?
     }
+
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
 }
 
-async fn serve<Q, A: Clone>(
-    mut batch: impl Batch<Q, A>,
-    queue: Arc<Mutex<mpsc::Receiver<Job<Q, A>>>>,
-) {
+async fn serve<Q, A: Clone>(mut batch: impl Batch<Q, A>, mut queue: mpsc::Receiver<Job<Q, A>>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    // The queue is locked only while taking a batch, not while running it.
-    while queue.lock().await.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        match batch.run(&jobs).await {
+    let mut requests = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        for Job { request, reply } in jobs.drain(..) {
+            requests.push(request);
+            replies.push(reply);
+        }
+        let answers = batch.run(&requests).await;
+        requests.clear();
+        match answers {
             Ok(answers) => {
-                for (job, answer) in jobs.drain(..).zip(answers) {
-                    let _ = job.reply.send(Ok(answer));
+                for (reply, answer) in replies.drain(..).zip(answers) {
+                    let _ = reply.send(Ok(answer));
                 }
             }
             Err(error) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(error.clone()));
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }
@@ -291,13 +384,12 @@ async fn serve<Q, A: Clone>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::Semaphore;
+
     use super::*;
     use crate::{SessionData, SessionId};
-
-    fn job(request: Write) -> Job<Write, Written> {
-        let (reply, _) = oneshot::channel();
-        Job { request, reply }
-    }
 
     fn record() -> Record {
         Record {
@@ -308,25 +400,24 @@ mod tests {
         }
     }
 
+    fn save(id: IdHash) -> Write {
+        Write::Save {
+            id,
+            record: record(),
+            now: 0,
+        }
+    }
+
     #[test]
     fn writes_to_different_sessions_share_one_round_grouped_by_kind() {
         let [a, b, c] = [(); 3].map(|()| SessionId::generate().hash());
         let batch = [
-            job(Write::Save {
-                id: a,
-                record: record(),
-                now: 0,
-            }),
-            job(Write::Create {
+            save(a),
+            Write::Create {
                 id: b,
                 record: record(),
-            }),
-            job(Write::Save {
-                id: c,
-                record: record(),
-                now: 0,
-            }),
-            job(Write::DeleteExpired { now: 0, limit: 10 }),
+            },
+            save(c),
         ];
 
         let rounds = plan(&batch);
@@ -334,30 +425,21 @@ mod tests {
         assert_eq!(rounds.len(), 1);
         assert_eq!(rounds[0].saves, vec![0, 2]);
         assert_eq!(rounds[0].creates, vec![1]);
-        assert_eq!(rounds[0].singles, vec![3]);
-        assert_eq!(rounds[0].statements(), 3);
+        assert_eq!(rounds[0].statements(), 2);
     }
 
     #[test]
     fn a_sessions_later_writes_go_to_later_rounds_in_order() {
         let [a, b] = [(); 2].map(|()| SessionId::generate().hash());
         let batch = [
-            job(Write::Save {
-                id: a,
-                record: record(),
-                now: 0,
-            }),
-            job(Write::Touch {
+            save(a),
+            Write::Touch {
                 id: a,
                 expires_at: 5,
                 now: 0,
-            }),
-            job(Write::Save {
-                id: b,
-                record: record(),
-                now: 0,
-            }),
-            job(Write::Delete { id: a }),
+            },
+            save(b),
+            Write::Delete { id: a },
         ];
 
         let rounds = plan(&batch);
@@ -366,5 +448,165 @@ mod tests {
         assert_eq!(rounds[0].saves, vec![0, 2]);
         assert_eq!(rounds[1].touches, vec![1]);
         assert_eq!(rounds[2].deletes, vec![3]);
+    }
+
+    /// A store that records the batches it is given, holds each until a permit is added, and
+    /// answers "applied" for saves of even versions (or fails every batch, if told to).
+    struct Recorder {
+        batches: Mutex<Vec<usize>>,
+        permits: Semaphore,
+        fail: bool,
+    }
+
+    impl Recorder {
+        fn new(fail: bool) -> Self {
+            Self {
+                batches: Mutex::default(),
+                permits: Semaphore::new(0),
+                fail,
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Recorder {
+        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+            let write = Write::Create {
+                id: *id,
+                record: record.clone(),
+            };
+            write_one(self, write).await
+        }
+
+        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
+            Ok(None)
+        }
+
+        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+            let write = Write::Save {
+                id: *id,
+                record: record.clone(),
+                now,
+            };
+            write_one(self, write).await
+        }
+
+        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+            let write = Write::Touch {
+                id: *id,
+                expires_at,
+                now,
+            };
+            write_one(self, write).await.map(drop)
+        }
+
+        async fn rekey(
+            &self,
+            _: &IdHash,
+            _: &IdHash,
+            _: &Record,
+            _: i64,
+        ) -> Result<Rekeyed, SessionError> {
+            Ok(Rekeyed::Gone)
+        }
+
+        async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+            write_one(self, Write::Delete { id: *id }).await.map(drop)
+        }
+
+        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
+            Ok(0)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl WriteBatches for Recorder {
+        async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError> {
+            self.batches
+                .lock()
+                .expect("not poisoned")
+                .push(writes.len());
+            self.permits.acquire().await.expect("open").forget();
+            if self.fail {
+                return Err(SessionError::WriterGone);
+            }
+            Ok(writes
+                .iter()
+                .map(|write| matches!(write, Write::Save { record, .. } if record.version % 2 == 0))
+                .collect())
+        }
+    }
+
+    /// Starts one save per version in `versions` while the store holds a first batch, then
+    /// lets the batches through; returns each save's answer and the batch sizes seen.
+    async fn saves_behind_a_held_batch(
+        store: Recorder,
+        versions: std::ops::Range<i64>,
+    ) -> (Vec<Result<bool, SessionError>>, Vec<usize>) {
+        let batched = Arc::new(store.batched());
+        let first = {
+            let batched = Arc::clone(&batched);
+            tokio::spawn(async move {
+                let id = SessionId::generate().hash();
+                batched.save(&id, &record(), 0).await
+            })
+        };
+        while batched
+            .inner()
+            .batches
+            .lock()
+            .expect("not poisoned")
+            .is_empty()
+        {
+            tokio::task::yield_now().await;
+        }
+        let count = versions.clone().count();
+        let saves: Vec<_> = versions
+            .map(|version| {
+                let batched = Arc::clone(&batched);
+                tokio::spawn(async move {
+                    let id = SessionId::generate().hash();
+                    let record = Record {
+                        version,
+                        ..record()
+                    };
+                    batched.save(&id, &record, 0).await
+                })
+            })
+            .collect();
+        while batched.queued_writes() < count {
+            tokio::task::yield_now().await;
+        }
+        batched.inner().permits.add_permits(2);
+        let _ = first.await.expect("the first save ran");
+        let mut answers = Vec::new();
+        for save in saves {
+            answers.push(save.await.expect("a save ran"));
+        }
+        let batches = batched
+            .inner()
+            .batches
+            .lock()
+            .expect("not poisoned")
+            .clone();
+        (answers, batches)
+    }
+
+    #[tokio::test]
+    async fn writes_that_wait_go_to_the_store_in_one_batch_and_each_hears_its_own_answer() {
+        let (answers, batches) = saves_behind_a_held_batch(Recorder::new(false), 0..20).await;
+
+        assert_eq!(batches, vec![1, 20]);
+        let expected: Vec<bool> = (0..20).map(|version| version % 2 == 0).collect();
+        let answers: Vec<bool> = answers.into_iter().map(|a| a.expect("applied")).collect();
+        assert_eq!(answers, expected);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_answers_every_write_in_it_with_the_error() {
+        let (answers, batches) = saves_behind_a_held_batch(Recorder::new(true), 0..5).await;
+
+        assert_eq!(batches, vec![1, 5]);
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
     }
 }

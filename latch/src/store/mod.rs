@@ -1,5 +1,6 @@
 //! Where sessions live: a small trait (the store contract), one implementation per database, and
-//! layers around them (a cache; on Postgres, the change notifications that keep it in step).
+//! layers around them: batching, a cache, and on Postgres the change notifications that keep the
+//! cache in step.
 
 mod batch;
 mod cached;
@@ -10,6 +11,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use batch::{Batched, Write, WriteBatches};
 pub use cached::CachedStore;
 #[cfg(feature = "postgres")]
 pub use listen::CHANNEL;

@@ -1,10 +1,10 @@
 //! The PostgreSQL session store: for several app instances sharing one database.
 //!
-//! Every query is a network round trip, so the store makes as few as it can. Loads are queued
-//! for one reader task that fetches every waiting session with a single query; writes are queued
-//! for one writer task that applies every waiting write in a single transaction (one commit,
-//! one WAL flush). Both own a dedicated connection, reconnecting after a failure, so a request
-//! pays no pool checkout and no liveness ping. Each caller hears back after its batch finished.
+//! Every query is a network round trip, so the store makes as few as it can: it has a
+//! dedicated connection for loads and one for writes, reconnecting after a failure, so a
+//! request pays no pool checkout and no liveness ping. Behind the batching layer ([`Batched`]),
+//! every load waiting goes out as one query and every write waiting as one transaction (one
+//! commit, one WAL flush). Each caller hears back after its batch finished.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,35 +12,35 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
+use tokio::sync::Mutex;
 
-use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
+use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
 use super::{
-    CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, cached, encode_data, listen,
-    rekey_outcome,
+    Batched, CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, cached, encode_data,
+    listen, rekey_outcome,
 };
 use crate::{IdHash, SessionError, SetupError, schema};
 
-/// Reader tasks (and connections). More let one batch of loads go out while another waits for
-/// its answer, but on 2 cores one reader measured as fast as two (`docs/BENCHMARKS.md`, "What got
-/// it there"): it makes bigger batches and fewer queries.
-const READERS: usize = 1;
-
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
-#[derive(Debug, Clone)]
+///
+/// On its own it serves one load and one write at a time;
+/// [`batched`](WriteBatches::batched) puts the batching layer around it, which is how
+/// [`Database::session_store`](crate::Database) builds it.
+#[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
     /// The `application_name` of the reader's and writer's connections, which the trigger puts
     /// on every change they make.
     instance: String,
-    reader: Batcher<(IdHash, i64), Option<Record>>,
-    writer: Batcher<Write, Written>,
+    reader: Mutex<Dedicated>,
+    writer: Mutex<Dedicated>,
 }
 
 impl PostgresStore {
     /// Applies latch's schema (see [`schema`](crate::schema)) and opens the store on `pool`'s
-    /// database. The reader and writer tasks connect on first use, on connections of their own
-    /// with the pool's settings, named with an instance name no other store shares: other
-    /// instances' caches hear of this one's changes by it (see [`cached`](Self::cached)).
+    /// database. Loads and writes go out, on first use, on two connections of its own with the
+    /// pool's settings, named with an instance name no other store shares: other instances'
+    /// caches hear of this one's changes by it (see [`Batched::<PostgresStore>::cached`]).
     ///
     /// # Errors
     ///
@@ -48,37 +48,18 @@ impl PostgresStore {
     pub async fn open(pool: PgPool) -> Result<Self, SetupError> {
         schema::apply_postgres(&pool).await?;
         let instance = listen::instance_name();
-        let options = Arc::new(
-            pool.connect_options()
-                .as_ref()
-                .clone()
-                .application_name(&instance),
-        );
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .application_name(&instance);
         let timeout = pool.options().get_acquire_timeout();
-        let readers = (0..READERS)
-            .map(|_| Reader(Dedicated::new(Arc::clone(&options), timeout)))
-            .collect();
-        let reader = Batcher::spawn_many(readers);
-        let writer = Batcher::spawn(Writer(Dedicated::new(options, timeout)));
         Ok(Self {
             pool,
             instance,
-            reader,
-            writer,
+            reader: Mutex::new(Dedicated::new(options.clone(), timeout)),
+            writer: Mutex::new(Dedicated::new(options, timeout)),
         })
-    }
-
-    /// This store behind a cache of up to `capacity` sessions that other instances' changes
-    /// evict: a task listens for them (`LISTEN latch_sessions`) until the cache is dropped, a
-    /// cache hit waits until every change committed before it has been heard, and while the
-    /// listener is down the cache is bypassed.
-    pub fn cached(self, capacity: usize) -> Arc<CachedStore<Self>> {
-        let (barrier, barriers) = cached::barrier();
-        let pool = self.pool.clone();
-        let instance = self.instance.clone();
-        let cached = Arc::new(CachedStore::distrusted(self, capacity).with_barrier(barrier));
-        listen::spawn(pool, &cached, instance, barriers);
-        cached
     }
 
     /// One purge batch: `$1` is now, `$2` the batch size.
@@ -99,6 +80,21 @@ impl PostgresStore {
         ))";
 }
 
+impl Batched<PostgresStore> {
+    /// This store behind a cache of up to `capacity` sessions that other instances' changes
+    /// evict: a task listens for them (`LISTEN latch_sessions`) until the cache is dropped, a
+    /// cache hit waits until every change committed before it has been heard, and while the
+    /// listener is down the cache is bypassed.
+    pub fn cached(self, capacity: usize) -> Arc<CachedStore<Self>> {
+        let (barrier, barriers) = cached::barrier();
+        let pool = self.inner().pool.clone();
+        let instance = self.inner().instance.clone();
+        let cached = Arc::new(CachedStore::distrusted(self, capacity).with_barrier(barrier));
+        listen::spawn(pool, &cached, instance, barriers);
+        cached
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
     async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
@@ -106,11 +102,12 @@ impl SessionStore for PostgresStore {
             id: *id,
             record: record.clone(),
         };
-        self.writer.submit(write).await.map(Written::applied)
+        write_one(self, write).await
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        self.reader.submit((*id, now)).await
+        let mut found = self.load_batch(&[(*id, now)]).await?;
+        Ok(found.pop().flatten())
     }
 
     async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
@@ -119,7 +116,7 @@ impl SessionStore for PostgresStore {
             record: record.clone(),
             now,
         };
-        self.writer.submit(write).await.map(Written::applied)
+        write_one(self, write).await
     }
 
     async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
@@ -128,7 +125,7 @@ impl SessionStore for PostgresStore {
             expires_at,
             now,
         };
-        self.writer.submit(write).await.map(drop)
+        write_one(self, write).await.map(drop)
     }
 
     async fn rekey(
@@ -138,7 +135,7 @@ impl SessionStore for PostgresStore {
         record: &Record,
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
-        // On its own connection: a duplicate ID would abort a batch's whole transaction.
+        // On the pool: a duplicate ID would abort a batch's whole transaction.
         let changed = sqlx::query(REKEY)
             .bind(new.as_bytes())
             .bind(encode_data(&record.data)?)
@@ -153,10 +150,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
-        self.writer
-            .submit(Write::Delete { id: *id })
-            .await
-            .map(drop)
+        write_one(self, Write::Delete { id: *id }).await.map(drop)
     }
 
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
@@ -170,16 +164,37 @@ impl SessionStore for PostgresStore {
     }
 }
 
-/// A connection owned by one batch task, opened on demand and dropped after any failure (it
-/// may be the connection that broke), so the next batch starts on a fresh one.
+#[async_trait::async_trait]
+impl WriteBatches for PostgresStore {
+    const LOADS_IN_BATCHES: bool = true;
+
+    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError> {
+        let mut writer = self.writer.lock().await;
+        let result = write_many(writer.connection().await?, writes).await;
+        writer.forget_after(result)
+    }
+
+    async fn load_batch(
+        &self,
+        loads: &[(IdHash, i64)],
+    ) -> Result<Vec<Option<Record>>, SessionError> {
+        let mut reader = self.reader.lock().await;
+        let result = load_many(reader.connection().await?, loads).await;
+        reader.forget_after(result)
+    }
+}
+
+/// A connection of the store's own, opened on demand and dropped after any failure (it may be
+/// the connection that broke), so the next query starts on a fresh one.
+#[derive(Debug)]
 struct Dedicated {
-    options: Arc<PgConnectOptions>,
+    options: PgConnectOptions,
     timeout: Duration,
     connection: Option<PgConnection>,
 }
 
 impl Dedicated {
-    fn new(options: Arc<PgConnectOptions>, timeout: Duration) -> Self {
+    fn new(options: PgConnectOptions, timeout: Duration) -> Self {
         Self {
             options,
             timeout,
@@ -205,26 +220,12 @@ impl Dedicated {
     }
 }
 
-/// The reader task: one query for every load waiting.
-struct Reader(Dedicated);
-
-#[async_trait::async_trait]
-impl Batch<(IdHash, i64), Option<Record>> for Reader {
-    async fn run(
-        &mut self,
-        batch: &[Job<(IdHash, i64), Option<Record>>],
-    ) -> Result<Vec<Option<Record>>, SessionError> {
-        let result = load_many(self.0.connection().await?, batch).await;
-        self.0.forget_after(result)
-    }
-}
-
 async fn load_many(
     connection: &mut PgConnection,
-    batch: &[Job<(IdHash, i64), Option<Record>>],
+    batch: &[(IdHash, i64)],
 ) -> Result<Vec<Option<Record>>, SessionError> {
-    let ids: Vec<Vec<u8>> = batch.iter().map(|job| job.request.0.0.to_vec()).collect();
-    let earliest = batch.iter().map(|job| job.request.1).min().unwrap_or(0);
+    let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
+    let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
     /// A row and the ID hash it is filed under.
     #[derive(sqlx::FromRow)]
     struct Found {
@@ -251,30 +252,17 @@ async fn load_many(
     // Each load asked at its own `now`: a row that expired in between is not returned to it.
     Ok(batch
         .iter()
-        .map(|job| {
-            let (id, now) = &job.request;
-            found.get(id).filter(|r| r.expires_at > *now).cloned()
-        })
+        .map(|(id, now)| found.get(id).filter(|r| r.expires_at > *now).cloned())
         .collect())
 }
 
-/// The writer task: every write waiting, in one transaction.
-struct Writer(Dedicated);
-
-#[async_trait::async_trait]
-impl Batch<Write, Written> for Writer {
-    async fn run(&mut self, batch: &[Job<Write, Written>]) -> Result<Vec<Written>, SessionError> {
-        let result = write_many(self.0.connection().await?, batch).await;
-        self.0.forget_after(result)
-    }
-}
-
+/// Every write of `batch` in one transaction (or one statement, when that is all it takes).
 async fn write_many(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
-) -> Result<Vec<Written>, SessionError> {
+    batch: &[Write],
+) -> Result<Vec<bool>, SessionError> {
     let rounds = plan(batch);
-    let mut outcomes = vec![Written::Applied(false); batch.len()];
+    let mut outcomes = vec![false; batch.len()];
     if let [round] = rounds.as_slice()
         && round.statements() <= 1
     {
@@ -295,9 +283,9 @@ async fn write_many(
 /// ID order, so concurrent batches from several instances tend to lock rows in the same order.
 async fn run_round(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     round: &Round,
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     if !round.creates.is_empty() {
         create_many(connection, batch, &round.creates, outcomes).await?;
@@ -315,22 +303,22 @@ async fn run_round(
 }
 
 /// `indices` in session ID order (see `run_round`).
-fn in_id_order(batch: &[Job<Write, Written>], indices: &[usize]) -> Vec<usize> {
+fn in_id_order(batch: &[Write], indices: &[usize]) -> Vec<usize> {
     let mut indices = indices.to_vec();
-    indices.sort_by_key(|&i| batch[i].request.id().map(|id| id.0));
+    indices.sort_by_key(|&i| batch[i].id().0);
     indices
 }
 
 async fn create_many(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
     for &i in &indices {
-        if let Write::Create { id, record } = &batch[i].request {
+        if let Write::Create { id, record } = &batch[i] {
             columns.push(
                 id,
                 Some(encode_data(&record.data)?),
@@ -354,14 +342,14 @@ async fn create_many(
 
 async fn save_many(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
     for &i in &indices {
-        if let Write::Save { id, record, now } = &batch[i].request {
+        if let Write::Save { id, record, now } = &batch[i] {
             columns.push(
                 id,
                 Some(encode_data(&record.data)?),
@@ -387,9 +375,9 @@ async fn save_many(
 
 async fn touch_many(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
@@ -398,7 +386,7 @@ async fn touch_many(
             id,
             expires_at,
             now,
-        } = &batch[i].request
+        } = &batch[i]
         {
             columns.push(id, None, [*expires_at, *now, 0]);
         }
@@ -423,15 +411,12 @@ async fn touch_many(
 
 async fn delete_many(
     connection: &mut PgConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     let indices = in_id_order(batch, indices);
-    let ids: Vec<Vec<u8>> = indices
-        .iter()
-        .filter_map(|&i| batch[i].request.id().map(|id| id.0.to_vec()))
-        .collect();
+    let ids: Vec<Vec<u8>> = indices.iter().map(|&i| batch[i].id().0.to_vec()).collect();
     let query =
         sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
     let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;

@@ -2,34 +2,40 @@
 //!
 //! SQLite lets one connection write at a time, and connections that wait for the lock sleep in
 //! growing steps, which wrecks latency under load. So reads go through the pool (WAL lets them run
-//! beside the writer), while every write goes to one writer task that owns a dedicated
-//! connection and commits whatever writes are waiting together, in one transaction: one fsync
-//! for a whole batch (group commit). Each caller hears back only after its batch committed.
+//! beside the writer), while every write goes through one dedicated connection, taken in turn.
+//! Behind the batching layer ([`Batched`]) the writes waiting are committed together in one
+//! transaction: one fsync for a whole batch (group commit).
 
 use std::collections::HashSet;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqliteExecutor, SqlitePool};
-use tokio::sync::mpsc::WeakSender;
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
 
-use super::batch::{Batch, Batcher, Job, Round, Write, Written, mark, plan, returned_ids};
+use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
 use super::{
-    CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, encode_data, rekey_outcome,
+    Batched, CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, encode_data,
+    rekey_outcome,
 };
 use crate::{IdHash, SessionError, SetupError, schema};
 
 /// Sessions in a SQLite database (see `migrations/sqlite`).
-#[derive(Debug, Clone)]
+///
+/// On its own it writes one session at a time; [`batched`](WriteBatches::batched) puts the
+/// batching layer around it, which is how [`Database::session_store`](crate::Database) builds it.
+#[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: Batcher<Write, Written>,
+    writer: Arc<Mutex<SqliteConnection>>,
 }
 
 impl SqliteStore {
     /// Applies latch's schema (see [`schema`](crate::schema)) and opens the store on `pool`,
-    /// taking one of its connections for the writer task. That connection is switched to WAL
-    /// mode (so reads run beside the writer) with `synchronous = FULL` (so an answered write
-    /// survives a crash of the machine), whatever the pool was opened with.
+    /// taking one of its connections for writing. That connection is switched to WAL mode (so
+    /// reads run beside the writer, and this stays so for the whole file, the app's own tables
+    /// included) with `synchronous = FULL` (so an answered write survives a crash of the
+    /// machine), whatever the pool was opened with.
     ///
     /// # Errors
     ///
@@ -50,19 +56,20 @@ impl SqliteStore {
                 .await
                 .map_err(SessionError::from)?;
         }
-        let writer = Batcher::spawn(Writer { connection });
-        tokio::spawn(checkpoint_in_background(pool.clone(), writer.downgrade()));
+        let writer = Arc::new(Mutex::new(connection));
+        tokio::spawn(checkpoint_in_background(
+            pool.clone(),
+            Arc::downgrade(&writer),
+        ));
         Ok(Self { pool, writer })
     }
+}
 
+impl Batched<SqliteStore> {
     /// This store behind a cache of up to `capacity` sessions. This process must be the
     /// database's only writer of sessions.
     pub fn cached(self, capacity: usize) -> CachedStore<Self> {
         CachedStore::new(self, capacity)
-    }
-
-    async fn write(&self, write: Write) -> Result<Written, SessionError> {
-        self.writer.submit(write).await
     }
 }
 
@@ -73,7 +80,7 @@ impl SessionStore for SqliteStore {
             id: *id,
             record: record.clone(),
         };
-        self.write(write).await.map(Written::applied)
+        write_one(self, write).await
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
@@ -96,7 +103,7 @@ impl SessionStore for SqliteStore {
             record: record.clone(),
             now,
         };
-        self.write(write).await.map(Written::applied)
+        write_one(self, write).await
     }
 
     async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
@@ -105,7 +112,7 @@ impl SessionStore for SqliteStore {
             expires_at,
             now,
         };
-        self.write(write).await.map(drop)
+        write_one(self, write).await.map(drop)
     }
 
     async fn rekey(
@@ -115,23 +122,63 @@ impl SessionStore for SqliteStore {
         record: &Record,
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
-        let write = Write::Rekey {
-            old: *old,
-            new: *new,
-            record: record.clone(),
-            now,
-        };
-        self.write(write).await?.rekeyed()
+        let mut writer = self.writer.lock().await;
+        let changed = sqlx::query(REKEY)
+            .bind(new.as_bytes())
+            .bind(encode_data(&record.data)?)
+            .bind(record.version)
+            .bind(record.expires_at)
+            .bind(old.as_bytes())
+            .bind(now)
+            .execute(&mut *writer)
+            .await
+            .map(|done| done.rows_affected());
+        rekey_outcome(changed)
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
-        self.write(Write::Delete { id: *id }).await.map(drop)
+        write_one(self, Write::Delete { id: *id }).await.map(drop)
     }
 
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
-        self.write(Write::DeleteExpired { now, limit })
-            .await?
-            .count()
+        // The subquery walks the expires_at index, so a batch costs O(limit), not a table scan.
+        let mut writer = self.writer.lock().await;
+        let result = sqlx::query(
+            "delete from sessions
+             where id_hash in (select id_hash from sessions where expires_at <= ? limit ?)",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&mut *writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl WriteBatches for SqliteStore {
+    /// Applies the batch as a few multi-row statements (see `plan`), in one transaction when
+    /// it takes more than one. Anything failing but a duplicate ID rolls the whole batch back
+    /// and every caller gets the error: no one is told "saved" about a write not on disk.
+    async fn write_batch(&self, batch: &[Write]) -> Result<Vec<bool>, SessionError> {
+        let rounds = plan(batch);
+        let mut outcomes = vec![false; batch.len()];
+        let mut writer = self.writer.lock().await;
+        if let [round] = rounds.as_slice()
+            && round.statements() == 1
+        {
+            // One statement is atomic by itself: no BEGIN / COMMIT around it.
+            run_round(&mut writer, batch, round, &mut outcomes).await?;
+            return Ok(outcomes);
+        }
+        // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
+        // process) rather than failing half-way through the batch.
+        let mut transaction = writer.begin_with("begin immediate").await?;
+        for round in &rounds {
+            run_round(&mut transaction, batch, round, &mut outcomes).await?;
+        }
+        transaction.commit().await?;
+        Ok(outcomes)
     }
 }
 
@@ -140,12 +187,12 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs a passive checkpoint every `CHECKPOINT_INTERVAL`, beside the writer rather than inside
 /// its commits, until the store is dropped. A failed checkpoint is retried on the next tick.
-async fn checkpoint_in_background(pool: SqlitePool, writer: WeakSender<Job<Write, Written>>) {
+async fn checkpoint_in_background(pool: SqlitePool, writer: Weak<Mutex<SqliteConnection>>) {
     let mut ticker = tokio::time::interval(CHECKPOINT_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if writer.upgrade().is_none() {
+        if writer.strong_count() == 0 {
             return;
         }
         if let Err(error) = sqlx::query("pragma wal_checkpoint(passive)")
@@ -157,42 +204,11 @@ async fn checkpoint_in_background(pool: SqlitePool, writer: WeakSender<Job<Write
     }
 }
 
-/// The writer task's side: the dedicated connection.
-struct Writer {
-    connection: SqliteConnection,
-}
-
-#[async_trait::async_trait]
-impl Batch<Write, Written> for Writer {
-    /// Applies the batch as a few multi-row statements (see [`plan`]), in one transaction when
-    /// it takes more than one. Anything failing but a duplicate ID rolls the whole batch back
-    /// and every caller gets the error: no one is told "saved" about a write not on disk.
-    async fn run(&mut self, batch: &[Job<Write, Written>]) -> Result<Vec<Written>, SessionError> {
-        let rounds = plan(batch);
-        let mut outcomes = vec![Written::Applied(false); batch.len()];
-        if let [round] = rounds.as_slice()
-            && round.statements() == 1
-        {
-            // One statement is atomic by itself: no BEGIN / COMMIT around it.
-            run_round(&mut self.connection, batch, round, &mut outcomes).await?;
-            return Ok(outcomes);
-        }
-        // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
-        // process) rather than failing half-way through the batch.
-        let mut transaction = self.connection.begin_with("begin immediate").await?;
-        for round in &rounds {
-            run_round(&mut transaction, batch, round, &mut outcomes).await?;
-        }
-        transaction.commit().await?;
-        Ok(outcomes)
-    }
-}
-
 async fn run_round(
     connection: &mut SqliteConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     round: &Round,
-    outcomes: &mut [Written],
+    outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     if !round.creates.is_empty() {
         let created = create_many(&mut *connection, batch, &round.creates).await?;
@@ -210,21 +226,6 @@ async fn run_round(
         let deleted = delete_many(&mut *connection, batch, &round.deletes).await?;
         mark(batch, &round.deletes, &deleted, outcomes);
     }
-    for &index in &round.singles {
-        outcomes[index] = match &batch[index].request {
-            Write::Rekey {
-                old,
-                new,
-                record,
-                now,
-            } => rekey(&mut *connection, old, new, record, *now).await?,
-            Write::DeleteExpired { now, limit } => {
-                delete_expired(&mut *connection, *now, *limit).await?
-            }
-            // `plan` puts only rekeys and purges here.
-            _ => Written::Applied(false),
-        };
-    }
     Ok(())
 }
 
@@ -237,7 +238,7 @@ fn rows_of(row: &str, count: usize) -> String {
 
 async fn create_many(
     connection: &mut SqliteConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
     // `do nothing` on a taken ID: it is reported by its absence from `returning`.
@@ -248,7 +249,7 @@ async fn create_many(
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
-        if let Write::Create { id, record } = &batch[index].request {
+        if let Write::Create { id, record } = &batch[index] {
             query = query
                 .bind(id.as_bytes())
                 .bind(encode_data(&record.data)?)
@@ -262,7 +263,7 @@ async fn create_many(
 
 async fn save_many(
     connection: &mut SqliteConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
     // v: (id_hash, data, version, expires_at, now). A row is written only if it still has the
@@ -278,7 +279,7 @@ async fn save_many(
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
-        if let Write::Save { id, record, now } = &batch[index].request {
+        if let Write::Save { id, record, now } = &batch[index] {
             query = query
                 .bind(id.as_bytes())
                 .bind(encode_data(&record.data)?)
@@ -292,7 +293,7 @@ async fn save_many(
 
 async fn touch_many(
     connection: &mut SqliteConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
     // v: (id_hash, expires_at, now). Live sessions only, and deadlines only move forward.
@@ -310,7 +311,7 @@ async fn touch_many(
             id,
             expires_at,
             now,
-        } = &batch[index].request
+        } = &batch[index]
         {
             query = query.bind(id.as_bytes()).bind(*expires_at).bind(*now);
         }
@@ -320,7 +321,7 @@ async fn touch_many(
 
 async fn delete_many(
     connection: &mut SqliteConnection,
-    batch: &[Job<Write, Written>],
+    batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
     let sql = format!(
@@ -329,50 +330,9 @@ async fn delete_many(
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
-        if let Write::Delete { id } = &batch[index].request {
+        if let Write::Delete { id } = &batch[index] {
             query = query.bind(id.as_bytes());
         }
     }
     returned_ids(query.fetch_all(connection).await?)
-}
-
-async fn rekey<'e>(
-    connection: impl SqliteExecutor<'e>,
-    old: &IdHash,
-    new: &IdHash,
-    record: &Record,
-    now: i64,
-) -> Result<Written, SessionError> {
-    let changed = sqlx::query(REKEY)
-        .bind(new.as_bytes())
-        .bind(encode_data(&record.data)?)
-        .bind(record.version)
-        .bind(record.expires_at)
-        .bind(old.as_bytes())
-        .bind(now)
-        .execute(connection)
-        .await
-        .map(|done| done.rows_affected());
-    rekey_outcome(changed).map(Written::Rekeyed)
-}
-
-async fn delete_expired<'e>(
-    connection: impl SqliteExecutor<'e>,
-    now: i64,
-    limit: u32,
-) -> Result<Written, SessionError> {
-    // The subquery walks the expires_at index, so a batch costs O(limit), not a table scan.
-    let result = sqlx::query(
-        r#"
-        delete from sessions
-        where id_hash in (
-            select id_hash from sessions where expires_at <= ? limit ?
-        )
-        "#,
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .execute(connection)
-    .await?;
-    Ok(Written::Count(result.rows_affected()))
 }
