@@ -50,6 +50,13 @@ pub enum SessionError {
     /// A state-changing request came from another site (`Origin` or `Sec-Fetch-Site`).
     #[error("cross-site requests may not change anything here")]
     CrossSite,
+    /// The operation needs a signed-in session, and this one is not.
+    #[error("this needs a signed-in session")]
+    NotSignedIn,
+    /// A user id given to [`SignIn`](crate::SignIn) is empty or longer than
+    /// [`MAX_USER_ID`](crate::user::MAX_USER_ID) bytes.
+    #[error("a user id must be 1 to 256 bytes long")]
+    InvalidUserId,
     /// A form's CSRF token is missing or is not this browser's.
     #[error("the form's security token is missing or out of date; reload the page and try again")]
     Csrf,
@@ -63,7 +70,10 @@ impl SessionError {
             Self::Ended => Status::Conflict,
             Self::TooLarge { .. } => Status::PayloadTooLarge,
             Self::CrossSite | Self::Csrf => Status::Forbidden,
-            Self::Store(_) | Self::Data { .. } | Self::NotConfigured => Status::InternalServerError,
+            Self::NotSignedIn => Status::Unauthorized,
+            Self::Store(_) | Self::Data { .. } | Self::NotConfigured | Self::InvalidUserId => {
+                Status::InternalServerError
+            }
         }
     }
 

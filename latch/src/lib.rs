@@ -136,6 +136,49 @@
 //!   latch finds them recorded in `_sqlx_migrations` under the same version and checksum and
 //!   leaves them alone.
 //!
+//! # Signed-in sessions
+//!
+//! A session can know its user. After the app has checked who someone is (a password, say),
+//! [`Session::sign_in`] ties the session to that user in one step: the session moves to a fresh
+//! ID (the old one is dead at once, so a fixated or leaked ID gains nothing), keeps or clears
+//! its anonymous data ([`SignIn::clear_data`]), and records the user's id, a random [`Handle`],
+//! the time, and the [`Client`] (its `User-Agent`, truncated, and its address cut to its /24
+//! or /48 network). [`Session::sign_out`] moves it to a fresh, empty, anonymous session.
+//!
+//! ```no_run
+//! use latch::{Client, Session, SessionError, SignIn};
+//! use rocket::post;
+//!
+//! #[post("/login")]
+//! async fn login(session: Session<'_>, client: Client) -> Result<&'static str, SessionError> {
+//!     // ... check the password first; then:
+//!     session.sign_in(SignIn::new("user-42").client(client)).await?;
+//!     Ok("signed in")
+//! }
+//! ```
+//!
+//! Signed-in sessions are indexed by user, so the app can show where someone is signed in and
+//! end any of it:
+//!
+//! - [`Session::devices`]: the user's live sessions ([`Device`]: handle, sign-in time, last
+//!   seen, client, and which one is asking). `last_seen` moves with writes and with the
+//!   throttled deadline extension (`touch_interval`), never with a write per request.
+//! - [`Session::revoke_device`] (by handle; another user's handle matches nothing),
+//!   [`Session::revoke_other_devices`], [`Session::revoke_all_devices`].
+//! - [`Session::bump_auth_epoch`]: moves the user's auth epoch forward, which ends every other
+//!   session that signed in before it (what a password change should do). It deletes through
+//!   the index on `user_id`, never scanning the table, and a sign-in racing it is either ended
+//!   by it or recorded under the new epoch.
+//! - Without the user's session at hand: [`SessionManager::user_sessions`],
+//!   [`SessionManager::revoke_user`] and [`SessionManager::bump_auth_epoch`].
+//!
+//! An ended session is gone on its very next request, on every instance: its row is deleted,
+//! each instance's cache forgets it (on Postgres through the same notifications as a logout),
+//! and no write from a request already under way can bring it back, since every write names a
+//! live row. Handles are drawn from the CSPRNG, not derived from the ID: showing one in a page
+//! gives nobody the session. Anonymous sessions carry none of this (null columns, left out of
+//! the partial index).
+//!
 //! # Running several instances
 //!
 //! Use Postgres. Every instance needs the same `secret_key` (or cookies sealed by one cannot be
@@ -172,7 +215,8 @@
 //! # Bring your own store
 //!
 //! [`Latch::with_store`] takes any [`SessionStore`]: the six operations of the contract
-//! (create, load, save, touch, rekey, delete) plus the purge's `delete_expired`. The layers
+//! (create, load, save, touch, rekey, delete), the purge's `delete_expired`, and the per-user
+//! ones (sign in, list, revoke, bump the auth epoch). The layers
 //! are stores too, each wrapping another:
 //!
 //! - the bundled stores, opened on a pool of your own with [`SqliteStore::open`] or
@@ -218,6 +262,7 @@ mod manager;
 pub mod purge;
 pub mod schema;
 pub mod store;
+pub mod user;
 
 use std::marker::PhantomData;
 
@@ -242,6 +287,7 @@ pub use store::{
     Batched, CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats, Write,
     WriteBatches,
 };
+pub use user::{Client, Device, Handle, Revoke, SignIn, SignedIn};
 
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell
 /// string keys and every use of a key agrees on its type:

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::{IdHash, PreviousKeys, SessionConfig, SessionStore};
+use crate::user::{Device, Revoke};
+use crate::{IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, now_ms};
 
 /// Serializes writes to one session within this process, so parallel requests on a session take
 /// turns instead of failing each other's version checks over and over. Striped by ID hash: a
@@ -55,6 +56,36 @@ impl SessionManager {
     /// The settings in force.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The live sessions of `user_id`, in the order they signed in: for an admin page, or a
+    /// request without the user's session.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the store fails.
+    pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<Device>, SessionError> {
+        self.store.user_sessions(user_id, None, now_ms()).await
+    }
+
+    /// Signs `user_id` out everywhere (an account locked by an admin, say). Returns how many
+    /// sessions ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the store fails; then none ended.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, SessionError> {
+        Ok(self.store.revoke(user_id, Revoke::All).await?.len())
+    }
+
+    /// Moves `user_id`'s auth epoch forward, ending every session of theirs (a password reset
+    /// by e-mail, say, where no session of the user's is at hand). Returns how many ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the store fails; then none ended.
+    pub async fn bump_auth_epoch(&self, user_id: &str) -> Result<usize, SessionError> {
+        Ok(self.store.bump_auth_epoch(user_id, None).await?.len())
     }
 
     pub(crate) fn write_lock(&self, id: &IdHash) -> &tokio::sync::Mutex<()> {

@@ -14,8 +14,8 @@ mod common;
 
 use common::Scratch;
 use latch::{
-    Database, DatabaseConfig, IdHash, PostgresStore, Record, Rekeyed, SessionConfig, SessionData,
-    SessionId, SessionStore, SqliteStore,
+    Client, Database, DatabaseConfig, Handle, IdHash, PostgresStore, Record, Rekeyed, Revoke,
+    SessionConfig, SessionData, SessionId, SessionStore, SignedIn, SqliteStore,
 };
 use serde_json::json;
 
@@ -143,6 +143,15 @@ contract!(
     delete_removes_and_repeats_harmlessly,
     delete_expired_takes_only_expired_rows_in_batches,
     concurrent_writes_to_many_sessions_all_land,
+    a_session_created_signed_in_loads_with_its_user,
+    sign_in_moves_the_session_to_its_user,
+    sign_in_without_a_session_creates_one,
+    rekey_keeps_or_clears_the_user_but_never_changes_it,
+    a_users_sessions_are_listed_with_the_asking_one_marked,
+    last_seen_follows_writes_and_touches,
+    revoke_by_handle_ends_only_the_users_own_session,
+    revoke_all_but_one_and_all,
+    bumping_the_auth_epoch_ends_older_sessions_but_the_kept_one,
 );
 
 /// One second, in the stores' milliseconds.
@@ -163,7 +172,42 @@ fn record(name: &str, version: i64, expires_at: i64) -> Record {
         version,
         created_at: NOW,
         expires_at,
+        user: None,
     }
+}
+
+/// `record(..)` signed in as `user_id` at `NOW`, with a fresh handle.
+fn signed_in(user_id: &str, name: &str, version: i64, expires_at: i64) -> Record {
+    Record {
+        user: Some(SignedIn {
+            user_id: user_id.to_owned(),
+            handle: Handle::generate(),
+            signed_in_at: NOW,
+            client: Client {
+                user_agent: Some(format!("{name}'s browser")),
+                address: Some("203.0.113.0/24".to_owned()),
+            },
+        }),
+        ..record(name, version, expires_at)
+    }
+}
+
+/// A session of `user_id` created signed in; returns its ID hash and record.
+async fn sign_in_new(store: &dyn SessionStore, user_id: &str, name: &str) -> (IdHash, Record) {
+    let id = new_id();
+    let stored = signed_in(user_id, name, 0, NOW + 60 * SECOND);
+    assert_eq!(
+        store
+            .sign_in(None, &id, &stored, NOW)
+            .await
+            .expect("sign in"),
+        Rekeyed::Done
+    );
+    (id, stored)
+}
+
+fn handle_of(record: &Record) -> Handle {
+    record.user.as_ref().expect("signed in").handle
 }
 
 fn new_id() -> IdHash {
@@ -421,5 +465,266 @@ mod checks {
                 (1, data(json!({ "name": name })))
             );
         }
+    }
+
+    pub async fn a_session_created_signed_in_loads_with_its_user(store: Arc<dyn SessionStore>) {
+        let (ada, anonymous) = (new_id(), new_id());
+        let ada_record = signed_in("ada", "Ada", 0, NOW + 60 * SECOND);
+        let anonymous_record = record("x", 0, NOW + 60 * SECOND);
+        let (a, b) = tokio::join!(
+            store.create(&ada, &ada_record),
+            store.create(&anonymous, &anonymous_record)
+        );
+        assert!(a.expect("create") && b.expect("create"));
+        assert_eq!(store.load(&ada, NOW).await.expect("load"), Some(ada_record));
+        assert_eq!(
+            store.load(&anonymous, NOW).await.expect("load"),
+            Some(anonymous_record)
+        );
+        let listed = store
+            .user_sessions("ada", Some(&ada), NOW)
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].current, listed[0].last_seen), (true, NOW));
+    }
+
+    pub async fn sign_in_moves_the_session_to_its_user(store: Arc<dyn SessionStore>) {
+        let (old, new) = (new_id(), new_id());
+        let deadline = NOW + 60 * SECOND;
+        store
+            .create(&old, &record("anonymous", 0, deadline))
+            .await
+            .expect("create");
+        store.load(&old, NOW).await.expect("load");
+        let ada = signed_in("ada", "Ada", 1, deadline);
+
+        let moved = store.sign_in(Some(&old), &new, &ada, NOW).await;
+
+        assert_eq!(moved.expect("sign in"), Rekeyed::Done);
+        assert_eq!(store.load(&old, NOW).await.expect("load"), None);
+        assert_eq!(store.load(&new, NOW).await.expect("load"), Some(ada));
+        // From a stale version, or a session that is gone: nothing happens.
+        let again = signed_in("ada", "Ada", 1, deadline);
+        let stale = store.sign_in(Some(&new), &new_id(), &again, NOW).await;
+        assert_eq!(stale.expect("sign in"), Rekeyed::Gone);
+        let gone = store.sign_in(Some(&old), &new_id(), &again, NOW).await;
+        assert_eq!(gone.expect("sign in"), Rekeyed::Gone);
+    }
+
+    pub async fn sign_in_without_a_session_creates_one(store: Arc<dyn SessionStore>) {
+        let (id, ada) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        assert_eq!(store.load(&id, NOW).await.expect("load"), Some(ada));
+
+        let taken = store
+            .sign_in(
+                None,
+                &id,
+                &signed_in("mallory", "Mallory", 0, NOW + SECOND),
+                NOW,
+            )
+            .await;
+
+        assert_eq!(taken.expect("sign in"), Rekeyed::IdTaken);
+        let kept = store.load(&id, NOW).await.expect("load").expect("live");
+        assert_eq!(kept.user.map(|user| user.user_id).as_deref(), Some("ada"));
+    }
+
+    pub async fn rekey_keeps_or_clears_the_user_but_never_changes_it(store: Arc<dyn SessionStore>) {
+        let (id, ada) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let deadline = NOW + 60 * SECOND;
+
+        let (kept_id, kept) = (
+            new_id(),
+            Record {
+                version: 1,
+                ..ada.clone()
+            },
+        );
+        let regenerated = store.rekey(&id, &kept_id, &kept, NOW).await;
+        assert_eq!(regenerated.expect("rekey"), Rekeyed::Done);
+        assert_eq!(store.load(&kept_id, NOW).await.expect("load"), Some(kept));
+
+        let someone_else = Record {
+            version: 2,
+            ..signed_in("mallory", "Mallory", 0, deadline)
+        };
+        let switched = store.rekey(&kept_id, &new_id(), &someone_else, NOW).await;
+        assert_eq!(switched.expect("rekey"), Rekeyed::Gone);
+
+        let (out_id, signed_out) = (new_id(), record("", 2, deadline));
+        let cleared = store.rekey(&kept_id, &out_id, &signed_out, NOW).await;
+        assert_eq!(cleared.expect("rekey"), Rekeyed::Done);
+        assert_eq!(
+            store.load(&out_id, NOW).await.expect("load"),
+            Some(signed_out)
+        );
+        assert_eq!(
+            store.user_sessions("ada", None, NOW).await.expect("list"),
+            vec![]
+        );
+    }
+
+    pub async fn a_users_sessions_are_listed_with_the_asking_one_marked(
+        store: Arc<dyn SessionStore>,
+    ) {
+        let (laptop, laptop_record) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (_, phone_record) = sign_in_new(store.as_ref(), "ada", "Ada on the phone").await;
+        sign_in_new(store.as_ref(), "grace", "Grace").await;
+        let anonymous = new_id();
+        store
+            .create(&anonymous, &record("x", 0, NOW + 60 * SECOND))
+            .await
+            .expect("create");
+        let expired = new_id();
+        store
+            .sign_in(
+                None,
+                &expired,
+                &signed_in("ada", "Ada", 0, NOW + SECOND),
+                NOW,
+            )
+            .await
+            .expect("sign in");
+
+        let devices = store
+            .user_sessions("ada", Some(&laptop), NOW + 2 * SECOND)
+            .await
+            .expect("list");
+
+        let mut seen: Vec<_> = devices
+            .iter()
+            .map(|device| (device.handle, device.current, device.client.clone()))
+            .collect();
+        seen.sort_by_key(|(_, current, _)| !current);
+        let client_of = |r: &Record| r.user.as_ref().expect("signed in").client.clone();
+        assert_eq!(
+            seen,
+            vec![
+                (handle_of(&laptop_record), true, client_of(&laptop_record)),
+                (handle_of(&phone_record), false, client_of(&phone_record)),
+            ]
+        );
+        assert!(devices.iter().all(|device| device.signed_in_at == NOW));
+        let nobody = store.user_sessions("nobody", None, NOW).await;
+        assert_eq!(nobody.expect("list"), vec![]);
+    }
+
+    pub async fn last_seen_follows_writes_and_touches(store: Arc<dyn SessionStore>) {
+        let (id, ada) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let last_seen = |store: Arc<dyn SessionStore>| async move {
+            let devices = store.user_sessions("ada", None, NOW).await.expect("list");
+            devices
+                .iter()
+                .map(|device| device.last_seen)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(last_seen(Arc::clone(&store)).await, vec![NOW]);
+
+        store
+            .touch(&id, NOW + 120 * SECOND, NOW + 5 * SECOND)
+            .await
+            .expect("touch");
+        assert_eq!(last_seen(Arc::clone(&store)).await, vec![NOW + 5 * SECOND]);
+
+        let next = Record {
+            version: 1,
+            expires_at: NOW + 130 * SECOND,
+            ..ada
+        };
+        assert!(
+            store
+                .save(&id, &next, NOW + 9 * SECOND)
+                .await
+                .expect("save")
+        );
+        assert_eq!(last_seen(Arc::clone(&store)).await, vec![NOW + 9 * SECOND]);
+    }
+
+    pub async fn revoke_by_handle_ends_only_the_users_own_session(store: Arc<dyn SessionStore>) {
+        let (ada, ada_record) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        store.load(&ada, NOW).await.expect("load");
+        let handle = handle_of(&ada_record);
+
+        let by_another_user = store.revoke("mallory", Revoke::Handle(&handle)).await;
+        assert_eq!(by_another_user.expect("revoke"), vec![]);
+        assert!(store.load(&ada, NOW).await.expect("load").is_some());
+        let unknown = store
+            .revoke("ada", Revoke::Handle(&Handle::generate()))
+            .await;
+        assert_eq!(unknown.expect("revoke"), vec![]);
+
+        let revoked = store.revoke("ada", Revoke::Handle(&handle)).await;
+        assert_eq!(revoked.expect("revoke"), vec![ada]);
+        assert_eq!(store.load(&ada, NOW).await.expect("load"), None);
+        // A request that loaded it before cannot bring it back.
+        let late = Record {
+            version: 1,
+            ..ada_record
+        };
+        assert!(!store.save(&ada, &late, NOW).await.expect("save"));
+        store
+            .touch(&ada, NOW + 90 * SECOND, NOW)
+            .await
+            .expect("touch");
+        assert_eq!(store.load(&ada, NOW).await.expect("load"), None);
+    }
+
+    pub async fn revoke_all_but_one_and_all(store: Arc<dyn SessionStore>) {
+        let (first, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (second, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (third, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (grace, _) = sign_in_new(store.as_ref(), "grace", "Grace").await;
+        for id in [first, second, third, grace] {
+            store.load(&id, NOW).await.expect("load");
+        }
+
+        let mut others = store
+            .revoke("ada", Revoke::AllBut(&first))
+            .await
+            .expect("revoke");
+        others.sort_by_key(|id| id.0);
+        let mut expected = vec![second, third];
+        expected.sort_by_key(|id| id.0);
+        assert_eq!(others, expected);
+        assert!(store.load(&first, NOW).await.expect("load").is_some());
+        assert_eq!(store.load(&second, NOW).await.expect("load"), None);
+
+        let all = store.revoke("ada", Revoke::All).await.expect("revoke");
+        assert_eq!(all, vec![first]);
+        assert_eq!(store.load(&first, NOW).await.expect("load"), None);
+        assert!(store.load(&grace, NOW).await.expect("load").is_some());
+    }
+
+    pub async fn bumping_the_auth_epoch_ends_older_sessions_but_the_kept_one(
+        store: Arc<dyn SessionStore>,
+    ) {
+        let (kept, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (older, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        let (grace, _) = sign_in_new(store.as_ref(), "grace", "Grace").await;
+        for id in [kept, older, grace] {
+            store.load(&id, NOW).await.expect("load");
+        }
+
+        let ended = store
+            .bump_auth_epoch("ada", Some(&kept))
+            .await
+            .expect("bump");
+
+        assert_eq!(ended, vec![older]);
+        assert_eq!(store.load(&older, NOW).await.expect("load"), None);
+        assert!(store.load(&kept, NOW).await.expect("load").is_some());
+        assert!(store.load(&grace, NOW).await.expect("load").is_some());
+
+        // Signed in after the bump: under the new epoch, until the next bump ends it all.
+        let (later, _) = sign_in_new(store.as_ref(), "ada", "Ada").await;
+        assert!(store.load(&later, NOW).await.expect("load").is_some());
+        let mut all = store.bump_auth_epoch("ada", None).await.expect("bump");
+        all.sort_by_key(|id| id.0);
+        let mut expected = vec![kept, later];
+        expected.sort_by_key(|id| id.0);
+        assert_eq!(all, expected);
+        assert_eq!(store.load(&later, NOW).await.expect("load"), None);
+        assert!(store.load(&grace, NOW).await.expect("load").is_some());
     }
 }

@@ -134,6 +134,7 @@ async fn seed(app: &TestApp, expired: usize, live: usize) {
             version: 0,
             created_at: now - 120_000,
             expires_at,
+            user: None,
         };
         let id = SessionId::generate();
         assert!(store.create(&id.hash(), &record).await.expect("create"));

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use futures::future::join_all;
 use latch::Database;
 use latch::{
-    IdHash, Loaded, Record, Rekeyed, SessionError, SessionId, SessionManager, SessionStore, now_ms,
+    Device, IdHash, Loaded, Record, Rekeyed, Revoke, SessionError, SessionId, SessionManager,
+    SessionStore, now_ms,
 };
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -171,6 +172,33 @@ impl SessionStore for Unheard {
     }
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         self.inner.delete_expired(now, limit).await
+    }
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        self.inner.sign_in(old, new, record, now).await
+    }
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        self.inner.user_sessions(user_id, current, now).await
+    }
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        self.inner.revoke(user_id, which).await
+    }
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        self.inner.bump_auth_epoch(user_id, keep).await
     }
 }
 

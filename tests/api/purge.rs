@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use latch::purge::purge_expired;
 use latch::{
-    IdHash, PostgresStore, Record, Rekeyed, SessionConfig, SessionData, SessionError, SessionId,
-    SessionManager, SessionStore, now_ms,
+    Device, IdHash, PostgresStore, Record, Rekeyed, Revoke, SessionConfig, SessionData,
+    SessionError, SessionId, SessionManager, SessionStore, now_ms,
 };
 use serde_json::json;
 
@@ -30,6 +30,7 @@ async fn seed(app: &TestApp, count: usize, offset_ms: i64) -> Vec<SessionId> {
             version: 0,
             created_at: now - 10_000,
             expires_at: now + offset_ms,
+            user: None,
         };
         assert!(store.create(&id.hash(), &record).await.expect("create"));
         ids.push(id);
@@ -138,6 +139,33 @@ impl SessionStore for FlakyStore {
         } else {
             Ok(0)
         }
+    }
+    async fn sign_in(
+        &self,
+        _: Option<&IdHash>,
+        _: &IdHash,
+        _: &Record,
+        _: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        Ok(Rekeyed::Gone)
+    }
+    async fn user_sessions(
+        &self,
+        _: &str,
+        _: Option<&IdHash>,
+        _: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        Ok(Vec::new())
+    }
+    async fn revoke(&self, _: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        Ok(Vec::new())
+    }
+    async fn bump_auth_epoch(
+        &self,
+        _: &str,
+        _: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        Ok(Vec::new())
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Record, Rekeyed, SessionStore};
+use crate::user::{Device, Revoke};
 use crate::{IdHash, SessionError};
 
 /// Most requests one batch carries. Bounds how long the first of them waits.
@@ -66,8 +67,9 @@ impl Write {
 
 /// A store that can apply many writes in one go, which is what [`Batched`] needs of it.
 ///
-/// Rekeys and purges are not batched: [`Batched`] passes them to the store as they come (a
-/// rekey onto an ID in use fails its statement, which must not abort anyone else's write).
+/// Rekeys, sign-ins, per-user operations and purges are not batched: [`Batched`] passes them to
+/// the store as they come (a rekey onto an ID in use fails its statement, which must not abort
+/// anyone else's write).
 #[async_trait::async_trait]
 pub trait WriteBatches: SessionStore {
     /// Whether [`load_batch`](Self::load_batch) should serve loads too: worth it where every
@@ -217,6 +219,37 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         self.inner.delete_expired(now, limit).await
     }
+
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        self.inner.sign_in(old, new, record, now).await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        self.inner.user_sessions(user_id, current, now).await
+    }
+
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        self.inner.revoke(user_id, which).await
+    }
+
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        self.inner.bump_auth_epoch(user_id, keep).await
+    }
 }
 
 /// The write task's side of [`Batched`].
@@ -246,7 +279,10 @@ impl<S: WriteBatches> Batch<(IdHash, i64), Option<Record>> for Loads<S> {
 /// round, and so on, so each session's writes keep their order.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Round {
+    /// Anonymous sessions: the short insert, without the user columns.
     pub creates: Vec<usize>,
+    /// Sessions created signed in (rare: sign-ins have a path of their own).
+    pub user_creates: Vec<usize>,
     pub saves: Vec<usize>,
     pub touches: Vec<usize>,
     pub deletes: Vec<usize>,
@@ -255,10 +291,16 @@ pub(super) struct Round {
 impl Round {
     /// How many statements the round takes.
     pub(super) fn statements(&self) -> usize {
-        [&self.creates, &self.saves, &self.touches, &self.deletes]
-            .iter()
-            .filter(|group| !group.is_empty())
-            .count()
+        [
+            &self.creates,
+            &self.user_creates,
+            &self.saves,
+            &self.touches,
+            &self.deletes,
+        ]
+        .iter()
+        .filter(|group| !group.is_empty())
+        .count()
     }
 }
 
@@ -275,6 +317,9 @@ pub(super) fn plan(batch: &[Write]) -> Vec<Round> {
         }
         let round = &mut rounds[round];
         match write {
+            Write::Create { record, .. } if record.user.is_some() => {
+                round.user_creates.push(index);
+            }
             Write::Create { .. } => round.creates.push(index),
             Write::Save { .. } => round.saves.push(index),
             Write::Touch { .. } => round.touches.push(index),
@@ -397,6 +442,7 @@ mod tests {
             version: 1,
             created_at: 0,
             expires_at: 10,
+            user: None,
         }
     }
 
@@ -516,6 +562,37 @@ mod tests {
 
         async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
             Ok(0)
+        }
+
+        async fn sign_in(
+            &self,
+            _: Option<&IdHash>,
+            _: &IdHash,
+            _: &Record,
+            _: i64,
+        ) -> Result<Rekeyed, SessionError> {
+            Ok(Rekeyed::Gone)
+        }
+
+        async fn user_sessions(
+            &self,
+            _: &str,
+            _: Option<&IdHash>,
+            _: i64,
+        ) -> Result<Vec<Device>, SessionError> {
+            Ok(Vec::new())
+        }
+
+        async fn revoke(&self, _: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+            Ok(Vec::new())
+        }
+
+        async fn bump_auth_epoch(
+            &self,
+            _: &str,
+            _: Option<&IdHash>,
+        ) -> Result<Vec<IdHash>, SessionError> {
+            Ok(Vec::new())
         }
     }
 

@@ -11,6 +11,7 @@ use quick_cache::sync::Cache;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Loaded, Record, Rekeyed, SessionStore};
+use crate::user::{Device, Revoke, SignedIn};
 use crate::{IdHash, SessionError, now_ms};
 
 /// Locks guarding the cache's per-session write counters (striped by ID hash, like the
@@ -84,11 +85,7 @@ impl<S: SessionStore> CachedStore<S> {
             .and_then(|cached| cached.to_record())
     }
 
-    #[cfg_attr(
-        not(feature = "postgres"),
-        expect(dead_code, reason = "only Postgres has other writers")
-    )]
-    /// Forgets `id`, which another process changed or deleted.
+    /// Forgets `id`, which another process changed or deleted, or a per-user operation ended.
     pub(crate) fn invalidate(&self, id: &IdHash) {
         let ticket = self.start_write(id);
         self.finish_write(id, ticket, None);
@@ -189,6 +186,8 @@ struct Compact {
     version: i64,
     created_at: i64,
     expires_at: i64,
+    /// Boxed: one pointer for the many anonymous sessions.
+    user: Option<Box<SignedIn>>,
 }
 
 impl Compact {
@@ -198,6 +197,7 @@ impl Compact {
             version: record.version,
             created_at: record.created_at,
             expires_at: record.expires_at,
+            user: record.user.clone().map(Box::new),
         })
     }
 
@@ -207,6 +207,7 @@ impl Compact {
             version: self.version,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            user: self.user.as_deref().cloned(),
         })
     }
 }
@@ -301,6 +302,53 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         // Only rows past their deadline go, and expired cache entries are never served.
         self.inner.delete_expired(now, limit).await
+    }
+
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        let old_ticket = old.map(|old| (old, self.start_write(old)));
+        let new_ticket = self.start_write(new);
+        let signed_in = self.inner.sign_in(old, new, record, now).await;
+        if let Some((old, ticket)) = old_ticket {
+            self.finish_write(old, ticket, None);
+        }
+        let done = matches!(signed_in, Ok(Rekeyed::Done));
+        self.finish_write(new, new_ticket, done.then_some(record));
+        signed_in
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        self.inner.user_sessions(user_id, current, now).await
+    }
+
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        let revoked = self.inner.revoke(user_id, which).await?;
+        for id in &revoked {
+            self.invalidate(id);
+        }
+        Ok(revoked)
+    }
+
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        let ended = self.inner.bump_auth_epoch(user_id, keep).await?;
+        for id in &ended {
+            self.invalidate(id);
+        }
+        Ok(ended)
     }
 }
 
@@ -401,6 +449,42 @@ mod tests {
         async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
             Ok(0)
         }
+        async fn sign_in(
+            &self,
+            _: Option<&IdHash>,
+            _: &IdHash,
+            _: &Record,
+            _: i64,
+        ) -> Result<Rekeyed, SessionError> {
+            Ok(Rekeyed::Gone)
+        }
+        async fn user_sessions(
+            &self,
+            _: &str,
+            _: Option<&IdHash>,
+            _: i64,
+        ) -> Result<Vec<Device>, SessionError> {
+            Ok(Vec::new())
+        }
+        async fn revoke(&self, user_id: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+            let mut rows = self.rows();
+            let ended: Vec<IdHash> = rows
+                .iter()
+                .filter(|(_, r)| r.user.as_ref().is_some_and(|u| u.user_id == user_id))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &ended {
+                rows.remove(id);
+            }
+            Ok(ended)
+        }
+        async fn bump_auth_epoch(
+            &self,
+            _: &str,
+            _: Option<&IdHash>,
+        ) -> Result<Vec<IdHash>, SessionError> {
+            Ok(Vec::new())
+        }
     }
 
     fn record(version: i64, expires_at: i64, name: &str) -> Record {
@@ -411,6 +495,7 @@ mod tests {
             version,
             created_at: 0,
             expires_at,
+            user: None,
         }
     }
 

@@ -20,7 +20,10 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-use crate::{IdHash, SessionError};
+mod users;
+
+use crate::user::{Device, Handle, Revoke, SignedIn};
+use crate::{Client, IdHash, SessionError};
 
 /// A session's data: a JSON object, one entry per key.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
@@ -37,6 +40,8 @@ pub struct Record {
     pub created_at: i64,
     /// When the session ends unless it is used: `min(last activity + idle, created + absolute)`.
     pub expires_at: i64,
+    /// Who the session is signed in as, if anyone (see [`SessionStore::sign_in`]).
+    pub user: Option<SignedIn>,
 }
 
 /// A session read by [`SessionStore::load_unconfirmed`].
@@ -113,6 +118,44 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Apart from the per-session operations above, for the purge: deletes at most `limit`
     /// sessions that expired at or before `now`, and returns how many.
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError>;
+
+    /// Signs a session in as `record.user`, in one transaction: takes the user's current auth
+    /// epoch (locking the user's row, so a concurrent [`bump_auth_epoch`](Self::bump_auth_epoch)
+    /// either sees this session or is seen by it) and records it with the session, which moves
+    /// from `old` to `new` as [`rekey`](Self::rekey) moves it or, without `old`, is created
+    /// under `new`. `Gone` and `IdTaken` as for `rekey`.
+    ///
+    /// Plain `rekey` may keep a session's user or clear it (`record.user` set to `None`: a sign
+    /// out), never change it: only this method signs a session in.
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError>;
+
+    /// The user's live sessions, in the order they signed in; `current` marks the asking one.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError>;
+
+    /// Ends the user's sessions that `which` names, and returns their ID hashes (for caches to
+    /// forget them). Only ever the user's own: another user's handle matches nothing.
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError>;
+
+    /// Moves the user's auth epoch forward and ends every session of theirs that signed in
+    /// before, all but `keep` (which moves to the new epoch): what a password change does.
+    /// Returns the ended sessions' ID hashes. It touches only the user's own rows, through the
+    /// index on `user_id`.
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError>;
 }
 
 /// A summary of the stored sessions, for operators ([`Database::stats`](crate::Database::stats)).
@@ -126,13 +169,33 @@ pub struct StoreStats {
     pub oldest_live_created_at: Option<i64>,
 }
 
-/// Moves a live session to a new ID and replaces its data, version and deadline, if its version
-/// is still the one before `$3`. The same text on both backends (`$n` is a numbered parameter in
-/// SQLite too): `$1` new ID, `$2` data, `$3` version, `$4` deadline, `$5` old ID, `$6` now.
+/// Moves a live session to a new ID and replaces its data, version, deadline and user, if its
+/// version is still the one before `$3`. The same text on both backends (`$n` is a numbered
+/// parameter in SQLite too): `$1` new ID, `$2` data, `$3` version, `$4` deadline, `$5` old ID,
+/// `$6` now, `$7`..`$11` the user's id, handle, sign-in time, agent and address, `$12` the auth
+/// epoch of a sign-in (null for a plain rekey, which may keep the user or clear it, not change
+/// it).
 const REKEY: &str = "
     update sessions
-    set id_hash = $1, data = $2, version = $3, expires_at = $4
-    where id_hash = $5 and version = $3 - 1 and expires_at > $6";
+    set id_hash = $1, data = $2, version = $3, expires_at = $4, last_seen = $6,
+        user_id = $7, handle = $8, signed_in_at = $9, user_agent = $10, address = $11,
+        auth_epoch = case when $7 is null then null else coalesce($12, auth_epoch) end
+    where id_hash = $5 and version = $3 - 1 and expires_at > $6
+        and ($12 is not null or $7 is null or user_id = $7)";
+
+/// Stores a new, signed-in session: the parameters of [`REKEY`], without the old ID (`$5`).
+const CREATE_SIGNED_IN: &str = "
+    insert into sessions (id_hash, data, version, expires_at, created_at, last_seen,
+        user_id, handle, signed_in_at, user_agent, address, auth_epoch)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    on conflict (id_hash) do nothing";
+
+/// The user's current auth epoch, creating the user's row (at 0) if need be, and locking it
+/// until the transaction ends. `$1` the user's id.
+const LOCK_USER: &str = "
+    insert into latch_users (user_id, auth_epoch) values ($1, 0)
+    on conflict (user_id) do update set auth_epoch = latch_users.auth_epoch
+    returning auth_epoch";
 
 /// What a [`REKEY`] statement did, from the rows it changed.
 fn rekey_outcome(changed: Result<u64, sqlx::Error>) -> Result<Rekeyed, SessionError> {
@@ -151,18 +214,61 @@ struct StoredRow {
     version: i64,
     created_at: i64,
     expires_at: i64,
+    user_id: Option<String>,
+    handle: Option<Vec<u8>>,
+    signed_in_at: Option<i64>,
+    user_agent: Option<String>,
+    address: Option<String>,
 }
 
 impl TryFrom<StoredRow> for Record {
     type Error = SessionError;
 
     fn try_from(row: StoredRow) -> Result<Self, SessionError> {
+        let user = match (
+            row.user_id,
+            row.handle.as_deref().and_then(Handle::from_slice),
+        ) {
+            (Some(user_id), Some(handle)) => Some(SignedIn {
+                user_id,
+                handle,
+                signed_in_at: row.signed_in_at.unwrap_or(row.created_at),
+                client: Client {
+                    user_agent: row.user_agent,
+                    address: row.address,
+                },
+            }),
+            _ => None,
+        };
         Ok(Self {
             data: decode_data(&row.data)?,
             version: row.version,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            user,
         })
+    }
+}
+
+/// A signed-in session's user columns as bound to SQL: all null for an anonymous one.
+struct UserColumns<'a> {
+    user_id: Option<&'a str>,
+    handle: Option<&'a [u8]>,
+    signed_in_at: Option<i64>,
+    user_agent: Option<&'a str>,
+    address: Option<&'a str>,
+}
+
+impl<'a> UserColumns<'a> {
+    fn of(record: &'a Record) -> Self {
+        let user = record.user.as_ref();
+        Self {
+            user_id: user.map(|u| u.user_id.as_str()),
+            handle: user.map(|u| u.handle.as_bytes()),
+            signed_in_at: user.map(|u| u.signed_in_at),
+            user_agent: user.and_then(|u| u.client.user_agent.as_deref()),
+            address: user.and_then(|u| u.client.address.as_deref()),
+        }
     }
 }
 

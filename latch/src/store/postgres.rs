@@ -15,10 +15,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
+use super::users::postgres as users;
 use super::{
-    Batched, CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, cached, encode_data,
-    listen, rekey_outcome,
+    Batched, CachedStore, Record, Rekeyed, SessionStore, StoredRow, UserColumns, cached,
+    encode_data, listen,
 };
+use crate::user::{Device, Revoke};
 use crate::{IdHash, SessionError, SetupError, schema};
 
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
@@ -136,17 +138,8 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
-        let changed = sqlx::query(REKEY)
-            .bind(new.as_bytes())
-            .bind(encode_data(&record.data)?)
-            .bind(record.version)
-            .bind(record.expires_at)
-            .bind(old.as_bytes())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected());
-        rekey_outcome(changed)
+        let mut connection = self.pool.acquire().await?;
+        users::rekey(&mut connection, old, new, record, now, None).await
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -161,6 +154,41 @@ impl SessionStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        let mut connection = self.pool.acquire().await?;
+        users::sign_in(&mut connection, old, new, record, now).await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        let mut connection = self.pool.acquire().await?;
+        users::user_sessions(&mut connection, user_id, current, now).await
+    }
+
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        let mut connection = self.pool.acquire().await?;
+        users::revoke(&mut connection, user_id, which).await
+    }
+
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        let mut connection = self.pool.acquire().await?;
+        users::bump_auth_epoch(&mut connection, user_id, keep).await
     }
 }
 
@@ -234,7 +262,8 @@ async fn load_many(
         row: StoredRow,
     }
     let rows: Vec<Found> = sqlx::query_as(
-        "select id_hash, data, version, created_at, expires_at
+        "select id_hash, data, version, created_at, expires_at,
+            user_id, handle, signed_in_at, user_agent, address
          from sessions
          where id_hash = any($1) and expires_at > $2",
     )
@@ -290,6 +319,9 @@ async fn run_round(
     if !round.creates.is_empty() {
         create_many(connection, batch, &round.creates, outcomes).await?;
     }
+    if !round.user_creates.is_empty() {
+        create_signed_in_many(connection, batch, &round.user_creates, outcomes).await?;
+    }
     if !round.saves.is_empty() {
         save_many(connection, batch, &round.saves, outcomes).await?;
     }
@@ -340,6 +372,79 @@ async fn create_many(
     Ok(())
 }
 
+/// [`create_many`] for sessions created signed in, with their user columns.
+async fn create_signed_in_many(
+    connection: &mut PgConnection,
+    batch: &[Write],
+    indices: &[usize],
+    outcomes: &mut [bool],
+) -> Result<(), SessionError> {
+    let indices = in_id_order(batch, indices);
+    let mut columns = Columns::default();
+    let mut users = UserArrays::default();
+    for &i in &indices {
+        if let Write::Create { id, record } = &batch[i] {
+            columns.push(
+                id,
+                Some(encode_data(&record.data)?),
+                [record.version, record.created_at, record.expires_at],
+            );
+            users.push(&UserColumns::of(record));
+        }
+    }
+    let query = sqlx::query(
+        r#"
+        insert into sessions (id_hash, data, version, created_at, expires_at, last_seen,
+            user_id, handle, signed_in_at, user_agent, address)
+        select id_hash, data, version, created_at, expires_at, created_at,
+            user_id, handle, signed_in_at, user_agent, address
+        from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
+            $6::text[], $7::bytea[], $8::int8[], $9::text[], $10::text[])
+            as v (id_hash, data, version, created_at, expires_at,
+                user_id, handle, signed_in_at, user_agent, address)
+        on conflict (id_hash) do nothing
+        returning id_hash
+        "#,
+    );
+    let query = users.bind(columns.bind(query));
+    let created = returned_ids(query.fetch_all(&mut *connection).await?)?;
+    mark(batch, &indices, &created, outcomes);
+    Ok(())
+}
+
+/// The user columns of created sessions, as arrays for `unnest` (nulls for anonymous ones).
+#[derive(Default)]
+struct UserArrays {
+    user_ids: Vec<Option<String>>,
+    handles: Vec<Option<Vec<u8>>>,
+    signed_in_at: Vec<Option<i64>>,
+    user_agents: Vec<Option<String>>,
+    addresses: Vec<Option<String>>,
+}
+
+impl UserArrays {
+    fn push(&mut self, user: &UserColumns<'_>) {
+        self.user_ids.push(user.user_id.map(str::to_owned));
+        self.handles.push(user.handle.map(<[u8]>::to_vec));
+        self.signed_in_at.push(user.signed_in_at);
+        self.user_agents.push(user.user_agent.map(str::to_owned));
+        self.addresses.push(user.address.map(str::to_owned));
+    }
+
+    /// Binds `$6`..`$10`.
+    fn bind(
+        self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.user_ids)
+            .bind(self.handles)
+            .bind(self.signed_in_at)
+            .bind(self.user_agents)
+            .bind(self.addresses)
+    }
+}
+
 async fn save_many(
     connection: &mut PgConnection,
     batch: &[Write],
@@ -361,7 +466,7 @@ async fn save_many(
     let query = sqlx::query(
         r#"
         update sessions s
-        set data = v.data, version = v.version, expires_at = v.expires_at
+        set data = v.data, version = v.version, expires_at = v.expires_at, last_seen = v.now
         from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
             as v (id_hash, data, version, expires_at, now)
         where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
@@ -395,7 +500,7 @@ async fn touch_many(
     let query = sqlx::query(
         r#"
         update sessions s
-        set expires_at = v.expires_at
+        set expires_at = v.expires_at, last_seen = v.now
         from unnest($1::bytea[], $2::int8[], $3::int8[]) as v (id_hash, expires_at, now)
         where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
         returning s.id_hash

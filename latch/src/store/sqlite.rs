@@ -14,10 +14,11 @@ use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
+use super::users::sqlite as users;
 use super::{
-    Batched, CachedStore, REKEY, Record, Rekeyed, SessionStore, StoredRow, encode_data,
-    rekey_outcome,
+    Batched, CachedStore, Record, Rekeyed, SessionStore, StoredRow, UserColumns, encode_data,
 };
+use crate::user::{Device, Revoke};
 use crate::{IdHash, SessionError, SetupError, schema};
 
 /// Sessions in a SQLite database (see `migrations/sqlite`).
@@ -85,7 +86,8 @@ impl SessionStore for SqliteStore {
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
         sqlx::query_as::<_, StoredRow>(
-            "select data, version, created_at, expires_at
+            "select data, version, created_at, expires_at,
+                user_id, handle, signed_in_at, user_agent, address
              from sessions
              where id_hash = ? and expires_at > ?",
         )
@@ -123,17 +125,7 @@ impl SessionStore for SqliteStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         let mut writer = self.writer.lock().await;
-        let changed = sqlx::query(REKEY)
-            .bind(new.as_bytes())
-            .bind(encode_data(&record.data)?)
-            .bind(record.version)
-            .bind(record.expires_at)
-            .bind(old.as_bytes())
-            .bind(now)
-            .execute(&mut *writer)
-            .await
-            .map(|done| done.rows_affected());
-        rekey_outcome(changed)
+        users::rekey(&mut writer, old, new, record, now, None).await
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -152,6 +144,41 @@ impl SessionStore for SqliteStore {
         .execute(&mut *writer)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    async fn sign_in(
+        &self,
+        old: Option<&IdHash>,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, SessionError> {
+        let mut writer = self.writer.lock().await;
+        users::sign_in(&mut writer, old, new, record, now).await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&IdHash>,
+        now: i64,
+    ) -> Result<Vec<Device>, SessionError> {
+        let mut reader = self.pool.acquire().await?;
+        users::user_sessions(&mut reader, user_id, current, now).await
+    }
+
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+        let mut writer = self.writer.lock().await;
+        users::revoke(&mut writer, user_id, which).await
+    }
+
+    async fn bump_auth_epoch(
+        &self,
+        user_id: &str,
+        keep: Option<&IdHash>,
+    ) -> Result<Vec<IdHash>, SessionError> {
+        let mut writer = self.writer.lock().await;
+        users::bump_auth_epoch(&mut writer, user_id, keep).await
     }
 }
 
@@ -210,9 +237,11 @@ async fn run_round(
     round: &Round,
     outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
-    if !round.creates.is_empty() {
-        let created = create_many(&mut *connection, batch, &round.creates).await?;
-        mark(batch, &round.creates, &created, outcomes);
+    for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
+        if !creates.is_empty() {
+            let created = create_many(&mut *connection, batch, creates, with_user).await?;
+            mark(batch, creates, &created, outcomes);
+        }
     }
     if !round.saves.is_empty() {
         let saved = save_many(&mut *connection, batch, &round.saves).await?;
@@ -236,16 +265,27 @@ fn rows_of(row: &str, count: usize) -> String {
     vec![row; count].join(", ")
 }
 
+/// Inserts the sessions of `indices`; `with_user` adds the user columns (anonymous sessions
+/// leave them null, and the shorter statement is cheaper to prepare).
 async fn create_many(
     connection: &mut SqliteConnection,
     batch: &[Write],
     indices: &[usize],
+    with_user: bool,
 ) -> Result<HashSet<IdHash>, SessionError> {
+    let (user_columns, row) = if with_user {
+        (
+            ", last_seen, user_id, handle, signed_in_at, user_agent, address",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+    } else {
+        ("", "(?, ?, ?, ?, ?)")
+    };
     // `do nothing` on a taken ID: it is reported by its absence from `returning`.
     let sql = format!(
-        "insert into sessions (id_hash, data, version, created_at, expires_at) values {} \
-         on conflict (id_hash) do nothing returning id_hash",
-        rows_of("(?, ?, ?, ?, ?)", indices.len())
+        "insert into sessions (id_hash, data, version, created_at, expires_at{user_columns}) \
+         values {} on conflict (id_hash) do nothing returning id_hash",
+        rows_of(row, indices.len())
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &index in indices {
@@ -256,6 +296,16 @@ async fn create_many(
                 .bind(record.version)
                 .bind(record.created_at)
                 .bind(record.expires_at);
+            if with_user {
+                let user = UserColumns::of(record);
+                query = query
+                    .bind(record.created_at)
+                    .bind(user.user_id)
+                    .bind(user.handle)
+                    .bind(user.signed_in_at)
+                    .bind(user.user_agent)
+                    .bind(user.address);
+            }
         }
     }
     returned_ids(query.fetch_all(connection).await?)
@@ -270,7 +320,7 @@ async fn save_many(
     // version the writer read (version - 1) and has not expired.
     let sql = format!(
         "update sessions \
-         set data = v.column2, version = v.column3, expires_at = v.column4 \
+         set data = v.column2, version = v.column3, expires_at = v.column4, last_seen = v.column5 \
          from (values {}) as v \
          where sessions.id_hash = v.column1 and sessions.version = v.column3 - 1 \
          and sessions.expires_at > v.column5 \
@@ -298,7 +348,7 @@ async fn touch_many(
 ) -> Result<HashSet<IdHash>, SessionError> {
     // v: (id_hash, expires_at, now). Live sessions only, and deadlines only move forward.
     let sql = format!(
-        "update sessions set expires_at = v.column2 \
+        "update sessions set expires_at = v.column2, last_seen = v.column3 \
          from (values {}) as v \
          where sessions.id_hash = v.column1 and sessions.expires_at > v.column3 \
          and sessions.expires_at < v.column2 \

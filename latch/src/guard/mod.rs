@@ -9,10 +9,13 @@ use rocket::{Ignite, Rocket, Sentinel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::cookie::{self, Opened};
-use super::csrf::refuse_cross_site;
-use super::store::{Loaded, Record, Rekeyed, SessionData};
-use super::{Key, SessionError, SessionId, SessionManager, error_chain, now_ms};
+mod users;
+
+use crate::cookie::{self, Opened};
+use crate::csrf::refuse_cross_site;
+use crate::store::{Loaded, Record, Rekeyed, SessionData};
+use crate::user::SignedIn;
+use crate::{Key, SessionError, SessionId, SessionManager, error_chain, now_ms};
 
 /// How often one write retries after losing a version race to another app instance. Within one
 /// instance writes to a session take turns (see `SessionManager::write_lock`), so retries are rare.
@@ -30,6 +33,15 @@ pub struct Session<'r> {
     pub(crate) manager: &'r SessionManager,
     pub(crate) cookies: &'r CookieJar<'r>,
     cell: &'r SessionCell,
+}
+
+/// How [`Session::rotate_locked`] moves a session to its new ID.
+#[derive(Clone, Copy)]
+enum Rotation {
+    /// [`SessionStore::rekey`](crate::SessionStore::rekey): the user stays or is cleared.
+    Rekey,
+    /// [`SessionStore::sign_in`](crate::SessionStore::sign_in): the user is set.
+    SignIn,
 }
 
 /// The per-request state behind every `Session` guard of one request.
@@ -344,22 +356,38 @@ impl Session<'_> {
             // No ID a browser has seen: a plain change has nothing to rotate.
             _ => return self.change_locked(|data| edit(&mut DataMut(data))).await,
         };
+        self.rotate_locked(active, Rotation::Rekey, |data, _| edit(&mut DataMut(data)))
+            .await
+    }
+
+    /// Moves `active` to a fresh ID with the data and user that `edit` leaves, in one statement
+    /// (see [`regenerate_with`](Self::regenerate_with)); `edit` runs again on the current state
+    /// if another request changed the session first. For a caller that holds the cell's writer
+    /// lock.
+    async fn rotate_locked<R>(
+        &self,
+        active: Active,
+        rotation: Rotation,
+        mut edit: impl FnMut(&mut SessionData, &mut Option<SignedIn>) -> Result<R, SessionError>,
+    ) -> Result<R, SessionError> {
         let old = active.id.hash();
         let _turn = self.manager.write_lock(&old).lock().await;
         let now = now_ms();
         let mut current = active.record;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut data = current.data.clone();
-            let outcome = edit(&mut DataMut(&mut data))?;
-            let next = self.next_record(&current, data, now)?;
+            let mut user = current.user.clone();
+            let outcome = edit(&mut data, &mut user)?;
+            let mut next = self.next_record(&current, data, now)?;
+            next.user = user;
             loop {
                 let id = SessionId::generate();
-                match self
-                    .manager
-                    .store
-                    .rekey(&old, &id.hash(), &next, now)
-                    .await?
-                {
+                let store = &self.manager.store;
+                let moved = match rotation {
+                    Rotation::Rekey => store.rekey(&old, &id.hash(), &next, now).await?,
+                    Rotation::SignIn => store.sign_in(Some(&old), &id.hash(), &next, now).await?,
+                };
+                match moved {
                     Rekeyed::Done => {
                         set_cookie(self.manager, self.cookies, &id, next.expires_at, now);
                         self.cell.set(Some(Active {
@@ -455,6 +483,7 @@ impl Session<'_> {
             version: current.version + 1,
             created_at: current.created_at,
             expires_at: self.manager.deadline(current.created_at, now),
+            user: current.user.clone(),
         })
     }
 
@@ -525,6 +554,7 @@ impl Session<'_> {
             version: 0,
             created_at: now,
             expires_at: self.manager.deadline(now, now),
+            user: None,
         };
         loop {
             let id = SessionId::generate();

@@ -1,0 +1,237 @@
+//! The statements behind rekeys and the per-user operations (sign in, list, revoke, bump the
+//! auth epoch): the same SQL on both backends, written once and compiled for each backend's
+//! connection type.
+
+/// Statement texts shared by both backends (`$n` is a numbered parameter in SQLite too).
+mod sql {
+    /// A user's live sessions. `$1` user id, `$2` the asking session's ID hash (or null), `$3`
+    /// now.
+    pub(super) const SESSIONS: &str = "
+        select handle, signed_in_at, last_seen, user_agent, address, id_hash = $2 as current
+        from sessions
+        where user_id = $1 and expires_at > $3
+        order by signed_in_at, handle";
+
+    /// Deletes a user's sessions: `$1` user id, `$2` only this handle (or null), `$3` all but
+    /// this ID hash (or null).
+    pub(super) const REVOKE: &str = "
+        delete from sessions
+        where user_id = $1 and ($2 is null or handle = $2) and ($3 is null or id_hash <> $3)
+        returning id_hash";
+
+    /// Moves the user's auth epoch forward, creating the user's row if need be. `$1` user id.
+    pub(super) const BUMP: &str = "
+        insert into latch_users (user_id, auth_epoch) values ($1, 1)
+        on conflict (user_id) do update set auth_epoch = latch_users.auth_epoch + 1
+        returning auth_epoch";
+
+    /// Moves one session (`$3`) of the user (`$1`) to the epoch `$2`.
+    pub(super) const KEEP: &str =
+        "update sessions set auth_epoch = $2 where user_id = $1 and id_hash = $3";
+
+    /// Deletes the user's (`$1`) sessions signed in before the epoch `$2`.
+    pub(super) const BEFORE_EPOCH: &str = "
+        delete from sessions
+        where user_id = $1 and (auth_epoch is null or auth_epoch < $2)
+        returning id_hash";
+}
+
+/// A row of [`sql::SESSIONS`].
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    handle: Vec<u8>,
+    signed_in_at: Option<i64>,
+    last_seen: Option<i64>,
+    user_agent: Option<String>,
+    address: Option<String>,
+    current: Option<bool>,
+}
+
+impl DeviceRow {
+    fn into_device(self) -> Option<crate::user::Device> {
+        let signed_in_at = self.signed_in_at.unwrap_or(0);
+        Some(crate::user::Device {
+            handle: crate::user::Handle::from_slice(&self.handle)?,
+            signed_in_at,
+            last_seen: self.last_seen.unwrap_or(signed_in_at),
+            client: crate::Client {
+                user_agent: self.user_agent,
+                address: self.address,
+            },
+            current: self.current.unwrap_or(false),
+        })
+    }
+}
+
+/// The per-user operations for one backend's connection type.
+macro_rules! user_operations {
+    ($connection:ty) => {
+        use sqlx::Connection as _;
+
+        use super::super::batch::returned_ids;
+        use super::super::{
+            CREATE_SIGNED_IN, LOCK_USER, REKEY, Record, Rekeyed, UserColumns, encode_data,
+            rekey_outcome,
+        };
+        use super::{DeviceRow, sql};
+        use crate::user::{Device, Revoke};
+        use crate::{IdHash, SessionError};
+
+        /// [`REKEY`]: `epoch` is the auth epoch of a sign-in, `None` for a plain rekey.
+        pub(crate) async fn rekey(
+            connection: &mut $connection,
+            old: &IdHash,
+            new: &IdHash,
+            record: &Record,
+            now: i64,
+            epoch: Option<i64>,
+        ) -> Result<Rekeyed, SessionError> {
+            let user = UserColumns::of(record);
+            let changed = sqlx::query(REKEY)
+                .bind(new.as_bytes())
+                .bind(encode_data(&record.data)?)
+                .bind(record.version)
+                .bind(record.expires_at)
+                .bind(old.as_bytes())
+                .bind(now)
+                .bind(user.user_id)
+                .bind(user.handle)
+                .bind(user.signed_in_at)
+                .bind(user.user_agent)
+                .bind(user.address)
+                .bind(epoch)
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected());
+            rekey_outcome(changed)
+        }
+
+        /// [`SessionStore::sign_in`](super::super::SessionStore::sign_in), in one transaction.
+        pub(crate) async fn sign_in(
+            connection: &mut $connection,
+            old: Option<&IdHash>,
+            new: &IdHash,
+            record: &Record,
+            now: i64,
+        ) -> Result<Rekeyed, SessionError> {
+            let user = UserColumns::of(record);
+            let Some(user_id) = user.user_id else {
+                return Err(SessionError::NotSignedIn);
+            };
+            let mut transaction = connection.begin().await?;
+            let epoch: i64 = sqlx::query_scalar(LOCK_USER)
+                .bind(user_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+            let outcome = match old {
+                Some(old) => rekey(&mut transaction, old, new, record, now, Some(epoch)).await?,
+                None => {
+                    let created = sqlx::query(CREATE_SIGNED_IN)
+                        .bind(new.as_bytes())
+                        .bind(encode_data(&record.data)?)
+                        .bind(record.version)
+                        .bind(record.expires_at)
+                        .bind(record.created_at)
+                        .bind(now)
+                        .bind(user.user_id)
+                        .bind(user.handle)
+                        .bind(user.signed_in_at)
+                        .bind(user.user_agent)
+                        .bind(user.address)
+                        .bind(epoch)
+                        .execute(&mut *transaction)
+                        .await
+                        .map(|done| done.rows_affected());
+                    // Nothing inserted: the new ID is in use.
+                    match rekey_outcome(created)? {
+                        Rekeyed::Gone => Rekeyed::IdTaken,
+                        outcome => outcome,
+                    }
+                }
+            };
+            // Anything but success rolls back as the transaction drops.
+            if outcome == Rekeyed::Done {
+                transaction.commit().await?;
+            }
+            Ok(outcome)
+        }
+
+        /// [`SessionStore::user_sessions`](super::super::SessionStore::user_sessions).
+        pub(crate) async fn user_sessions(
+            connection: &mut $connection,
+            user_id: &str,
+            current: Option<&IdHash>,
+            now: i64,
+        ) -> Result<Vec<Device>, SessionError> {
+            let rows: Vec<DeviceRow> = sqlx::query_as(sql::SESSIONS)
+                .bind(user_id)
+                .bind(current.map(IdHash::as_bytes))
+                .bind(now)
+                .fetch_all(connection)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(DeviceRow::into_device)
+                .collect())
+        }
+
+        /// [`SessionStore::revoke`](super::super::SessionStore::revoke).
+        pub(crate) async fn revoke(
+            connection: &mut $connection,
+            user_id: &str,
+            which: Revoke<'_>,
+        ) -> Result<Vec<IdHash>, SessionError> {
+            let (handle, all_but) = match which {
+                Revoke::Handle(handle) => (Some(handle.as_bytes()), None),
+                Revoke::AllBut(keep) => (None, Some(keep.as_bytes())),
+                Revoke::All => (None, None),
+            };
+            let rows = sqlx::query(sql::REVOKE)
+                .bind(user_id)
+                .bind(handle)
+                .bind(all_but)
+                .fetch_all(connection)
+                .await?;
+            Ok(returned_ids(rows)?.into_iter().collect())
+        }
+
+        /// [`SessionStore::bump_auth_epoch`](super::super::SessionStore::bump_auth_epoch), in
+        /// one transaction.
+        pub(crate) async fn bump_auth_epoch(
+            connection: &mut $connection,
+            user_id: &str,
+            keep: Option<&IdHash>,
+        ) -> Result<Vec<IdHash>, SessionError> {
+            let mut transaction = connection.begin().await?;
+            let epoch: i64 = sqlx::query_scalar(sql::BUMP)
+                .bind(user_id)
+                .fetch_one(&mut *transaction)
+                .await?;
+            if let Some(keep) = keep {
+                sqlx::query(sql::KEEP)
+                    .bind(user_id)
+                    .bind(epoch)
+                    .bind(keep.as_bytes())
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            let rows = sqlx::query(sql::BEFORE_EPOCH)
+                .bind(user_id)
+                .bind(epoch)
+                .fetch_all(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok(returned_ids(rows)?.into_iter().collect())
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+pub(super) mod sqlite {
+    user_operations!(sqlx::SqliteConnection);
+}
+
+#[cfg(feature = "postgres")]
+pub(super) mod postgres {
+    user_operations!(sqlx::PgConnection);
+}
