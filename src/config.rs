@@ -9,6 +9,8 @@ use rocket::figment::{Figment, Profile};
 
 use latch::ConfigError;
 
+use crate::accounts::ThrottleConfig;
+
 /// Rocket's own top-level keys: with latch's ([`latch::Config::KEYS`]), anything else is a typo.
 const ROCKET_KEYS: &[&str] = &[
     "address",
@@ -40,24 +42,33 @@ pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
     let keys: Dict = figment
         .extract()
         .map_err(|error| ConfigError::from_figment(&error))?;
-    let known = |key: &str| ROCKET_KEYS.contains(&key) || latch::Config::KEYS.contains(&key);
+    let known = |key: &str| {
+        ROCKET_KEYS.contains(&key)
+            || latch::Config::KEYS.contains(&key)
+            || key == ThrottleConfig::KEY
+    };
     if let Some(unknown) = keys.keys().find(|key| !known(key)) {
         return Err(ConfigError::new(
             unknown,
             "is not a setting latch or Rocket knows (see the README's configuration table)",
         ));
     }
+    ThrottleConfig::from_figment(figment)?;
     latch::Config::from_figment(figment)
 }
 
-/// Rocket's usual figment (defaults, `Rocket.toml`, `ROCKET_*`, `ROCKET_PROFILE`) with two changes:
+/// Rocket's usual figment (defaults, `Rocket.toml`, `ROCKET_*`, `ROCKET_PROFILE`) with three changes:
 /// responses do not name the server unless `ident` is set (Rocket's default sends
 /// `Server: Rocket`, which tells a scanner what to try and costs every response a header), and
 /// `DATABASE_URL`, the variable sqlx-cli and most hosts use, wins over `database_url` from
-/// `Rocket.toml`.
+/// `Rocket.toml`, and no client header is trusted for the client's address unless `ip_header`
+/// names one.
 pub fn figment() -> Figment {
     let defaults = rocket::Config {
         ident: Ident::none(),
+        // Rocket trusts `X-Real-IP` by default, which any client can send: the client's
+        // address is the socket's peer unless `ip_header` names a header a proxy you run sets.
+        ip_header: None,
         ..rocket::Config::default()
     };
     Figment::from(defaults)

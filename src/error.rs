@@ -29,6 +29,9 @@ pub enum AppError {
     InvalidName(#[from] NameError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A failure of ours that is not the session layer's (logged, never shown).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AppError {
@@ -39,7 +42,14 @@ impl AppError {
             Self::UnsupportedMediaType => Status::UnsupportedMediaType,
             Self::InvalidName(_) => Status::UnprocessableEntity,
             Self::Session(error) => error.status(),
+            Self::Internal(_) => Status::InternalServerError,
         }
+    }
+
+    /// A database error of the app's own tables, with the status latch gives the same error
+    /// on its own (503 when the database cannot be reached, 500 otherwise).
+    pub fn database(error: sqlx::Error) -> Self {
+        Self::Session(SessionError::from(error))
     }
 
     /// What the user is told: the error itself for their own mistakes, and only the status's
@@ -93,6 +103,7 @@ pub fn status_message(status: Status) -> &'static str {
         409 => "Your session ended while this request was using it. Please try again.",
         413 => "That request is too large.",
         415 => "The request body is not of a type this address takes.",
+        429 => "Too many attempts. Please wait a moment and try again.",
         422 => "The request was understood, but its content is not valid.",
         503 => "The session store is unavailable right now. Please try again in a moment.",
         500..=599 => "Something went wrong on our side.",

@@ -19,6 +19,8 @@ pub enum LaunchError {
     SecretKey(#[from] SecretKeyError),
     #[error("{}", error_chain(.0))]
     Setup(#[from] SetupError),
+    #[error("could not create the walkthrough's tables: {}", error_chain(.0))]
+    Tables(sqlx::migrate::MigrateError),
     #[error(
         "could not listen on {address}:{port}: {source} (is another server using the port? \
          choose another with ROCKET_PORT)"
@@ -46,6 +48,9 @@ pub async fn serve(figment: Figment) -> Result<(), LaunchError> {
     // Opened here rather than by the `Latch` fairing (which keeps what it finds managed), so a
     // database that does not answer is this function's one-line error.
     let (database, manager) = latch::open(config).await?;
+    crate::accounts::schema::apply(&database)
+        .await
+        .map_err(LaunchError::Tables)?;
     let launched = crate::rocket(figment)
         .manage(database)
         .manage(manager)

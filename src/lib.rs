@@ -5,8 +5,10 @@
 //! guards and know nothing of how sessions are stored. [`rocket()`] builds the whole app; the
 //! binary and the tests both call it, and [`launch::serve`] runs it from the binary.
 
+pub mod accounts;
 pub mod config;
 pub mod error;
+pub mod flash;
 pub mod headers;
 pub mod launch;
 pub mod name;
@@ -25,10 +27,12 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(secret::stage())
         .attach(latch::Latch::fairing())
+        .attach(accounts::stage())
         .attach(headers::fairing())
         .attach(headers::no_default_shield())
         .attach(templates::stage())
         .mount("/", routes::pages())
+        .mount("/account", routes::account())
         .mount("/name", routes::api())
         .mount("/", routes::health())
         .mount("/", templates::routes())

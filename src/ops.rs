@@ -17,6 +17,8 @@ pub enum OpsError {
     Setup(#[from] SetupError),
     #[error("session store error")]
     Store(#[from] SessionError),
+    #[error("could not create the walkthrough's tables")]
+    Tables(#[from] sqlx::migrate::MigrateError),
 }
 
 /// The configuration the server would use.
@@ -24,10 +26,11 @@ pub fn load_config() -> Result<latch::Config, OpsError> {
     Ok(config::load(&figment())?)
 }
 
-/// Applies latch's pending migrations; returns a line for the operator.
+/// Applies latch's pending migrations and the app's own; returns a line for the operator.
 pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
     database.apply_schema().await?;
+    crate::accounts::schema::apply(&database).await?;
     Ok(format!("migrations applied ({})", database.backend_name()))
 }
 

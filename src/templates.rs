@@ -22,6 +22,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/logout_confirm.html.tera"),
     ),
     ("error", include_str!("../templates/error.html.tera")),
+    (
+        "account_register",
+        include_str!("../templates/account_register.html.tera"),
+    ),
+    (
+        "account_login",
+        include_str!("../templates/account_login.html.tera"),
+    ),
+    (
+        "account_sessions",
+        include_str!("../templates/account_sessions.html.tera"),
+    ),
+    (
+        "account_password",
+        include_str!("../templates/account_password.html.tera"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../static/style.css");

@@ -1,9 +1,11 @@
 //! The walkthrough's pages and its JSON API: the app the session layer serves.
 
+mod account;
 mod api;
 mod health;
 mod pages;
 
+pub use account::routes as account;
 pub use api::routes as api;
 pub use health::routes as health;
 pub use pages::routes as pages;
@@ -18,4 +20,7 @@ mod keys {
     pub const NAME: Key<String> = Key::new("name");
     /// How many times this session has seen `/`.
     pub const PAGE_VIEWS: Key<u64> = Key::new("page_views");
+    /// The username of the account this session is signed in to (the "Real accounts" step),
+    /// kept for the header so showing it costs no query.
+    pub const ACCOUNT_NAME: Key<String> = Key::new("account_name");
 }

@@ -6,7 +6,7 @@ use rocket::response::Redirect;
 use rocket::{Either, Route, get, post, routes, uri};
 use serde_json::json;
 
-use super::keys::{NAME, PAGE_VIEWS};
+use super::keys::{ACCOUNT_NAME, NAME, PAGE_VIEWS};
 use crate::error::AppError;
 use crate::name::{MAX_NAME_CHARS, Name};
 use crate::templates::Page;
@@ -31,9 +31,15 @@ async fn counter(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppE
         .update(&PAGE_VIEWS, |views| views.unwrap_or(0).saturating_add(1))
         .await?;
     let name = session.get(&NAME).await?;
+    let account = session.get(&ACCOUNT_NAME).await?;
     Ok(Page::render(
         "index",
-        json!({ "views": views, "name": name, "session_csrf": csrf.for_session() }),
+        json!({
+            "views": views,
+            "name": name,
+            "account": account,
+            "session_csrf": csrf.for_session(),
+        }),
     ))
 }
 
@@ -53,9 +59,10 @@ async fn set_user(name: &str, session: Session<'_>, csrf: CsrfToken<'_>) -> Resu
 #[get("/user")]
 async fn show_user(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     let name = session.get(&NAME).await?;
+    let account = session.get(&ACCOUNT_NAME).await?;
     Ok(Page::render(
         "user",
-        json!({ "name": name, "session_csrf": csrf.for_session() }),
+        json!({ "name": name, "account": account, "session_csrf": csrf.for_session() }),
     ))
 }
 
@@ -138,7 +145,7 @@ async fn login(
 }
 
 /// A form body Rocket could not read: too large (413), or not a form at all (400).
-fn form_error(errors: &Errors<'_>) -> AppError {
+pub(super) fn form_error(errors: &Errors<'_>) -> AppError {
     if errors.status() == Status::PayloadTooLarge {
         AppError::TooLarge
     } else {
@@ -162,7 +169,7 @@ fn login_page(csrf: &CsrfToken<'_>, error: Option<&str>, username: &str) -> Page
 
 /// The token for a page's own form, and the session's for its header (the same one when there
 /// is a session): one hash, not two.
-fn form_tokens(csrf: &CsrfToken<'_>) -> (String, Option<String>) {
+pub(super) fn form_tokens(csrf: &CsrfToken<'_>) -> (String, Option<String>) {
     let session_token = csrf.for_session();
     let form_token = match &session_token {
         Some(token) => token.clone(),

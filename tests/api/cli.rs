@@ -47,6 +47,33 @@ async fn migrate_applies_the_migrations_and_exits_zero(backend: Backend) {
     );
     let stats = latch(db.url(), &["sessions", "stats"]);
     assert!(stdout(&stats).contains("live sessions:     0"), "{stats:?}");
+    assert_eq!(
+        app_migrations(backend, db.url()).await,
+        1,
+        "the app's own tables too"
+    );
+}
+
+/// Rows of `_walkthrough_migrations`, where the app records its own tables' migrations.
+async fn app_migrations(backend: Backend, url: &str) -> i64 {
+    use sqlx::Connection as _;
+    let count = "select count(*) from _walkthrough_migrations";
+    match backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(count)
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(count)
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
+        }
+    }
 }
 
 /// `sqlx migrate run --source migrations/<backend>` (the README's way) records latch's files in

@@ -117,8 +117,8 @@ impl TestDb {
                     .await
                     .unwrap_or_else(|error| panic!("open {}: {error}", self.url()));
                 let rows = sqlx::query(
-                    "select id_hash, data, version, created_at, expires_at from sessions \
-                     order by id_hash",
+                    "select id_hash, data, version, created_at, expires_at, user_id \
+                     from sessions order by id_hash",
                 )
                 .fetch_all(&mut connection)
                 .await
@@ -130,6 +130,7 @@ impl TestDb {
                     version: row.get("version"),
                     created_at: row.get("created_at"),
                     expires_at: row.get("expires_at"),
+                    user_id: row.get("user_id"),
                 })
                 .collect();
                 connection.close().await.expect("close the connection");
@@ -480,6 +481,8 @@ pub struct SessionRow {
     pub version: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The user a signed-in session belongs to.
+    pub user_id: Option<String>,
 }
 
 impl SessionRow {

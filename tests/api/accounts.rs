@@ -1,0 +1,520 @@
+//! The "Real accounts" step: registration, password sign-in (throttled), the device list with
+//! remote sign-out, password change, flash messages, and CSRF on every form.
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, backend_tests, csrf_token_in, read};
+
+backend_tests!(
+    register_sign_out_and_sign_in_again,
+    a_flash_message_shows_once,
+    wrong_password_and_unknown_user_get_the_same_answer,
+    failed_sign_ins_are_throttled_per_username_with_retry_after,
+    failed_sign_ins_are_throttled_per_address_and_forged_headers_do_not_help,
+    sign_in_rotates_the_id_and_the_old_one_is_dead,
+    the_device_list_shows_both_browsers_and_one_signs_out_the_other,
+    signing_out_everywhere_else_keeps_only_this_device,
+    a_password_change_needs_the_current_one_and_ends_the_other_sessions,
+    usernames_are_unique_whatever_their_case_and_passwords_have_rules,
+    every_account_form_needs_the_csrf_token,
+    signed_out_the_account_pages_send_you_to_sign_in,
+);
+
+const PASSWORD: &str = "correct horse battery";
+/// Where the tests' requests come from (the socket's peer, as Rocket sees it).
+const CLIENT_ADDRESS: &str = "203.0.113.9:50000";
+
+/// The app, on SQLite without the session cache, so a second instance on the same file (a
+/// second browser here) is safe; on Postgres with it, as instances run there.
+async fn app(backend: Backend, extra: &[(&str, Value)]) -> Option<TestApp> {
+    let mut settings: Vec<(&str, Value)> = extra.to_vec();
+    if backend == Backend::Sqlite {
+        settings.push(("session.cache_capacity", json!(0)));
+    }
+    TestApp::spawn_with(backend, &settings).await
+}
+
+/// POSTs `fields` as a form, with the CSRF token of the page at `form_page`.
+async fn submit<'c>(
+    client: &'c Client,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> LocalResponse<'c> {
+    let page = read(client.get(form_page.to_owned()).dispatch().await)
+        .await
+        .1;
+    let token = csrf_token_in(&page);
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.append_pair("csrf_token", &token);
+    for (name, value) in fields {
+        body.append_pair(name, value);
+    }
+    post(client, action, body.finish(), None).await
+}
+
+async fn post<'c>(
+    client: &'c Client,
+    action: &str,
+    body: String,
+    extra: Option<Header<'static>>,
+) -> LocalResponse<'c> {
+    let mut request = client
+        .post(action.to_owned())
+        .remote(CLIENT_ADDRESS.parse().expect("an address"))
+        .header(ContentType::Form)
+        .header(Header::new("User-Agent", "AccountsTest/1.0"))
+        .body(body);
+    if let Some(header) = extra {
+        request = request.header(header);
+    }
+    request.dispatch().await
+}
+
+async fn register(client: &Client, username: &str, password: &str) -> (Status, String) {
+    let fields = [("username", username), ("password", password)];
+    read(submit(client, "/account/register", "/account/register", &fields).await).await
+}
+
+async fn sign_in(client: &Client, username: &str, password: &str) -> (Status, String) {
+    let fields = [("username", username), ("password", password)];
+    read(submit(client, "/account/login", "/account/login", &fields).await).await
+}
+
+async fn page(client: &Client, path: &str) -> (Status, String) {
+    read(client.get(path.to_owned()).dispatch().await).await
+}
+
+/// The account the header says this browser is signed in to, if any.
+async fn signed_in_as(client: &Client) -> Option<String> {
+    let body = page(client, "/user").await.1;
+    let marker = "Signed in as ";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('<')? + start;
+    Some(body[start..end].to_owned())
+}
+
+/// The handles of the devices listed on `/account/sessions`, the current one first.
+async fn device_handles(client: &Client) -> Vec<String> {
+    let body = page(client, "/account/sessions").await.1;
+    let marker = r#"name="handle" value=""#;
+    let mut handles = Vec::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find(marker) {
+        rest = &rest[start + marker.len()..];
+        let end = rest.find('"').expect("the end of a handle");
+        handles.push(rest[..end].to_owned());
+    }
+    handles
+}
+
+async fn register_sign_out_and_sign_in_again(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+
+    let registered = submit(
+        &app.client,
+        "/account/register",
+        "/account/register",
+        &[("username", "Ada"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(registered.status(), Status::SeeOther);
+    assert_eq!(
+        registered.headers().get_one("Location"),
+        Some("/account/sessions")
+    );
+    assert_eq!(signed_in_as(&app.client).await.as_deref(), Some("Ada"));
+    let rows = app.rows().await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].user_id.is_some(), "the session row knows its user");
+
+    let signed_out = submit(&app.client, "/account/sessions", "/account/logout", &[]).await;
+    assert_eq!(signed_out.status(), Status::SeeOther);
+    assert_eq!(
+        signed_out.headers().get_one("Location"),
+        Some("/account/login")
+    );
+    let (_, login_page) = page(&app.client, "/account/login").await;
+    assert!(login_page.contains("You are signed out."), "{login_page}");
+    assert_eq!(signed_in_as(&app.client).await, None);
+
+    let (status, _) = sign_in(&app.client, "ada", PASSWORD).await;
+    assert_eq!(status, Status::SeeOther);
+    assert_eq!(signed_in_as(&app.client).await.as_deref(), Some("Ada"));
+    let (_, devices) = page(&app.client, "/account/sessions").await;
+    assert!(
+        devices.contains("Signed in as Ada."),
+        "the flash: {devices}"
+    );
+    // As Tera escapes them.
+    assert!(devices.contains("AccountsTest&#x2F;1.0"), "{devices}");
+    assert!(devices.contains("(this device)"), "{devices}");
+    assert!(
+        devices.contains("203.0.113.0&#x2F;24"),
+        "the network, not the address: {devices}"
+    );
+    assert!(!devices.contains("203.0.113.9"), "{devices}");
+}
+
+async fn a_flash_message_shows_once(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+
+    let (_, first) = page(&app.client, "/account/sessions").await;
+    let (_, second) = page(&app.client, "/account/sessions").await;
+
+    assert!(first.contains("your account is ready"), "{first}");
+    assert!(!second.contains("your account is ready"), "{second}");
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    register(&other, "Ada", PASSWORD).await;
+
+    let wrong_password = sign_in(&app.client, "Ada", "not the password").await;
+    let unknown_user = sign_in(&app.client, "Nobody", "not the password").await;
+
+    assert_eq!(wrong_password.0, Status::Unauthorized);
+    assert_eq!(unknown_user.0, Status::Unauthorized);
+    let message = "Wrong username or password.";
+    assert!(wrong_password.1.contains(message) && unknown_user.1.contains(message));
+    // Apart from the username echoed back and the form's token, the pages are the same.
+    let strip = |body: &str, name: &str| {
+        body.replace(&format!(r#"value="{name}""#), "")
+            .replace(&csrf_token_in(body), "")
+    };
+    assert_eq!(
+        strip(&wrong_password.1, "Ada"),
+        strip(&unknown_user.1, "Nobody")
+    );
+    assert_eq!(signed_in_as(&app.client).await, None);
+}
+
+async fn failed_sign_ins_are_throttled_per_username_with_retry_after(backend: Backend) {
+    let settings = [("accounts", json!({ "max_failures_per_user": 2 }))];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    register(&other, "Ada", PASSWORD).await;
+    register(&other, "Grace", PASSWORD).await;
+
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app.client, "ada", "wrong password").await.0,
+            Status::Unauthorized
+        );
+    }
+    let refused = submit(
+        &app.client,
+        "/account/login",
+        "/account/login",
+        &[("username", "Ada"), ("password", PASSWORD)],
+    )
+    .await;
+
+    assert_eq!(refused.status(), Status::TooManyRequests);
+    let retry_after: u64 = refused
+        .headers()
+        .get_one("Retry-After")
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        signed_in_as(&app.client).await,
+        None,
+        "not even the right password"
+    );
+    // Other accounts are not affected, and the limit holds on the other instance too.
+    assert_eq!(
+        sign_in(&app.client, "Grace", PASSWORD).await.0,
+        Status::SeeOther
+    );
+    assert_eq!(
+        sign_in(&other, "Ada", PASSWORD).await.0,
+        Status::TooManyRequests
+    );
+}
+
+async fn failed_sign_ins_are_throttled_per_address_and_forged_headers_do_not_help(
+    backend: Backend,
+) {
+    let settings = [(
+        "accounts",
+        json!({ "max_failures_per_user": 100, "max_failures_per_address": 3 }),
+    )];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    for username in ["a1", "a2", "a3"] {
+        assert_eq!(
+            sign_in(&app.client, username, "wrong password").await.0,
+            Status::Unauthorized
+        );
+    }
+
+    let token = csrf_token_in(&page(&app.client, "/account/login").await.1);
+    let body = format!("csrf_token={token}&username=someone&password=whatever1");
+    let forged = Header::new("X-Real-IP", "198.51.100.7");
+    let refused = post(&app.client, "/account/login", body, Some(forged)).await;
+
+    assert_eq!(refused.status(), Status::TooManyRequests);
+    assert!(refused.headers().get_one("Retry-After").is_some());
+}
+
+async fn sign_in_rotates_the_id_and_the_old_one_is_dead(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    register(&other, "Ada", PASSWORD).await;
+    page(&app.client, "/").await;
+    let before = app.raw_cookie().expect("an anonymous session");
+    let old_id = app.session_id().expect("an ID");
+
+    assert_eq!(
+        sign_in(&app.client, "Ada", PASSWORD).await.0,
+        Status::SeeOther
+    );
+
+    assert_ne!(app.raw_cookie().expect("a session"), before);
+    assert!(app.row_for(&old_id).await.is_none(), "the old ID is gone");
+    // Replayed from another browser (this one's jar would drop its cookie on the answer).
+    let replayer = app.second_instance().await;
+    let replay = replayer
+        .get("/user")
+        .cookie(rocket::http::Cookie::new("session", before))
+        .dispatch()
+        .await;
+    let replayed = read(replay).await.1;
+    assert!(!replayed.contains("Signed in as"), "{replayed}");
+    assert_eq!(signed_in_as(&app.client).await.as_deref(), Some("Ada"));
+}
+
+async fn the_device_list_shows_both_browsers_and_one_signs_out_the_other(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let (laptop, phone) = (&app.client, &app.second_instance().await);
+    let mallory = &app.second_instance().await;
+    register(laptop, "Ada", PASSWORD).await;
+    sign_in(phone, "Ada", PASSWORD).await;
+    register(mallory, "Mallory", PASSWORD).await;
+
+    let (_, list) = page(laptop, "/account/sessions").await;
+    assert_eq!(list.matches("(this device)").count(), 1, "{list}");
+    let handles = device_handles(laptop).await;
+    assert_eq!(handles.len(), 1, "a button for the other device only");
+    let phone_handle = &handles[0];
+
+    // Another account's handle does nothing.
+    let fields = [("handle", phone_handle.as_str())];
+    submit(
+        mallory,
+        "/account/sessions",
+        "/account/sessions/revoke",
+        &fields,
+    )
+    .await;
+    assert_eq!(signed_in_as(phone).await.as_deref(), Some("Ada"));
+
+    let revoked = submit(
+        laptop,
+        "/account/sessions",
+        "/account/sessions/revoke",
+        &fields,
+    )
+    .await;
+    assert_eq!(revoked.status(), Status::SeeOther);
+
+    assert_eq!(signed_in_as(phone).await, None, "the phone is signed out");
+    let back = phone.get("/account/sessions").dispatch().await;
+    assert_eq!(back.status(), Status::SeeOther);
+    let (_, list) = page(laptop, "/account/sessions").await;
+    assert!(list.contains("That device is signed out."), "{list}");
+    assert!(device_handles(laptop).await.is_empty());
+}
+
+async fn signing_out_everywhere_else_keeps_only_this_device(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let (this, second, third) = (
+        &app.client,
+        &app.second_instance().await,
+        &app.second_instance().await,
+    );
+    register(this, "Ada", PASSWORD).await;
+    sign_in(second, "Ada", PASSWORD).await;
+    sign_in(third, "Ada", PASSWORD).await;
+    assert_eq!(device_handles(this).await.len(), 2);
+
+    let done = submit(
+        this,
+        "/account/sessions",
+        "/account/sessions/revoke-others",
+        &[],
+    )
+    .await;
+
+    assert_eq!(done.status(), Status::SeeOther);
+    assert_eq!(signed_in_as(second).await, None);
+    assert_eq!(signed_in_as(third).await, None);
+    assert_eq!(signed_in_as(this).await.as_deref(), Some("Ada"));
+    let (_, list) = page(this, "/account/sessions").await;
+    assert!(
+        list.contains("Signed out everywhere else (2 sessions)."),
+        "{list}"
+    );
+}
+
+async fn a_password_change_needs_the_current_one_and_ends_the_other_sessions(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let (this, other) = (&app.client, &app.second_instance().await);
+    register(this, "Ada", PASSWORD).await;
+    sign_in(other, "Ada", PASSWORD).await;
+    let new = "a much newer password";
+
+    let wrong = [("current_password", "not it at all"), ("new_password", new)];
+    let refused = read(submit(this, "/account/password", "/account/password", &wrong).await).await;
+    assert_eq!(refused.0, Status::Unauthorized);
+    assert!(refused.1.contains("Your current password is not right."));
+    assert_eq!(
+        signed_in_as(other).await.as_deref(),
+        Some("Ada"),
+        "nothing changed"
+    );
+
+    let right = [("current_password", PASSWORD), ("new_password", new)];
+    let changed = submit(this, "/account/password", "/account/password", &right).await;
+    assert_eq!(changed.status(), Status::SeeOther);
+
+    assert_eq!(signed_in_as(other).await, None, "the other session ended");
+    assert_eq!(signed_in_as(this).await.as_deref(), Some("Ada"));
+    let (_, list) = page(this, "/account/sessions").await;
+    assert!(
+        list.contains("Password changed. 1 other session was signed out."),
+        "{list}"
+    );
+    let fresh = app.second_instance().await;
+    assert_eq!(
+        sign_in(&fresh, "Ada", PASSWORD).await.0,
+        Status::Unauthorized
+    );
+    assert_eq!(sign_in(&fresh, "Ada", new).await.0, Status::SeeOther);
+}
+
+async fn usernames_are_unique_whatever_their_case_and_passwords_have_rules(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    assert_eq!(register(&other, "Ada", PASSWORD).await.0, Status::SeeOther);
+
+    let taken = register(&app.client, "ADA", PASSWORD).await;
+    let short = register(&app.client, "Grace", "seven77").await;
+    let long = register(&app.client, "Grace", &"x".repeat(1025)).await;
+    let bad_name = register(&app.client, "", PASSWORD).await;
+
+    for (outcome, says) in [
+        (&taken, "That username is taken."),
+        (&short, "at least 8 characters"),
+        (&long, "at most 1024 characters"),
+        (&bad_name, "Invalid username"),
+    ] {
+        assert_eq!(outcome.0, Status::UnprocessableEntity, "{}", outcome.1);
+        assert!(outcome.1.contains(says), "{says}: {}", outcome.1);
+    }
+    assert_eq!(signed_in_as(&app.client).await, None);
+    assert_eq!(
+        register(&app.client, "Grace", &"x".repeat(1024)).await.0,
+        Status::SeeOther
+    );
+}
+
+async fn every_account_form_needs_the_csrf_token(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    register(&app.client, "Ada", PASSWORD).await;
+    register(&other, "Mallory", PASSWORD).await;
+    let handle = device_handles(&app.client).await;
+    let mallory_token = csrf_token_in(&page(&other, "/account/sessions").await.1);
+    let forms = [
+        (
+            "/account/register",
+            "username=Eve&password=correct horse 2".to_owned(),
+        ),
+        (
+            "/account/login",
+            format!("username=Ada&password={PASSWORD}"),
+        ),
+        ("/account/logout", String::new()),
+        (
+            "/account/sessions/revoke",
+            format!("handle={}", handle.first().cloned().unwrap_or_default()),
+        ),
+        ("/account/sessions/revoke-others", String::new()),
+        (
+            "/account/password",
+            "current_password=x&new_password=yyyyyyyyyy".to_owned(),
+        ),
+    ];
+
+    for (action, fields) in forms {
+        for token in [
+            "",
+            "csrf_token=forged&",
+            &format!("csrf_token={mallory_token}&"),
+        ] {
+            let body = format!("{token}{fields}");
+            let refused = post(&app.client, action, body, None).await;
+            assert_eq!(
+                refused.status(),
+                Status::Forbidden,
+                "{action} with {token:?}"
+            );
+        }
+    }
+    assert_eq!(signed_in_as(&app.client).await.as_deref(), Some("Ada"));
+    assert_eq!(
+        sign_in(&other, "Eve", "correct horse 2").await.0,
+        Status::Unauthorized
+    );
+}
+
+async fn signed_out_the_account_pages_send_you_to_sign_in(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+
+    for path in ["/account/sessions", "/account/password"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), Status::SeeOther, "{path}");
+        assert_eq!(
+            response.headers().get_one("Location"),
+            Some("/account/login")
+        );
+    }
+    for path in ["/account/login", "/account/register"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), Status::Ok, "{path}");
+        assert_eq!(
+            response.headers().get_one("Cache-Control"),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+}
