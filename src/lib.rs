@@ -29,6 +29,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(headers::no_default_shield())
         .attach(templates::stage())
         .mount("/", routes::pages())
+        .mount("/", routes::inspect())
         .mount("/name", routes::api())
         .mount("/", routes::health())
         .mount("/", templates::routes())

@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "logout_confirm",
         include_str!("../templates/logout_confirm.html.tera"),
     ),
+    ("session", include_str!("../templates/session.html.tera")),
     ("error", include_str!("../templates/error.html.tera")),
 ];
 

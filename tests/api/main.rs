@@ -13,6 +13,7 @@ mod crash;
 mod expiry;
 mod hardening;
 mod hostile;
+mod inspect;
 mod instances;
 mod launch;
 mod notify;
