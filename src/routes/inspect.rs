@@ -81,7 +81,7 @@ fn stored(inspection: Inspection, now: i64) -> Value {
     })
 }
 
-/// A time as the page shows it: Unix ms, a UTC date, and how far from now.
+/// A time as the page shows it: Unix ms (for `countdown.js`), a UTC date, and how far from now.
 fn moment(at: i64, now: i64) -> Value {
     let delta = at.saturating_sub(now);
     let relative = if delta >= 0 {

@@ -22,6 +22,7 @@ backend_tests!(
     a_forged_or_tampered_cookie_is_inspected_as_no_session,
     the_inspector_describes_the_cookie_as_it_was_set,
     the_inspector_never_shows_a_stale_cached_copy,
+    the_countdown_script_is_served_and_allowed_by_the_policy,
 );
 
 /// `text` as Tera's autoescape writes it into a page.
@@ -56,6 +57,18 @@ fn assert_cut_short(page: &str, whole: &str, shown: usize, what: &str) {
 fn as_the_browser_holds_it(value: &str) -> String {
     let pair = Cookie::new(COOKIE, value.to_owned()).encoded().to_string();
     pair.split_once('=').expect("name=value").1.to_owned()
+}
+
+/// Whether `page` has an attribute like ` onclick=`: inline script, which the policy forbids.
+fn has_event_handler(page: &str) -> bool {
+    page.match_indices(" on").any(|(at, _)| {
+        let rest = &page[at + 3..];
+        let name = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        name > 0 && rest[name..].starts_with('=')
+    })
 }
 
 /// The text of every `Set-Cookie` header, the CSRF cookie's included.
@@ -391,4 +404,40 @@ async fn the_inspector_never_shows_a_stale_cached_copy(backend: Backend) {
         ended.1
     );
     client.terminate().await;
+}
+
+async fn the_countdown_script_is_served_and_allowed_by_the_policy(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.get("/user/Ada").await;
+
+    let page = app.get("/session").await;
+    let csp = page
+        .headers()
+        .get_one("Content-Security-Policy")
+        .unwrap_or_default()
+        .to_owned();
+    let page = read(page).await.1;
+    let script = app.get("/static/countdown.js").await;
+    let content_type = script.content_type();
+    let cookies = every_set_cookie(&script);
+    let script = read(script).await;
+
+    assert!(
+        page.contains(r#"<script src="/static/countdown.js" defer></script>"#),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+    assert!(
+        !has_event_handler(&page),
+        "no event handler attributes: {page}"
+    );
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_status(&script, Status::Ok);
+    assert_eq!(content_type, Some(rocket::http::ContentType::JavaScript));
+    assert!(script.1.contains("data-unix-ms") || script.1.contains("unixMs"));
+    assert!(cookies.is_empty(), "{cookies:?}");
 }
