@@ -1,6 +1,6 @@
 //! The walkthrough in a real headless Chromium, driven over chromedriver against the real binary:
-//! counter, set / view / destroy, login, the HttpOnly cookie, and the inspector's live countdown
-//! under the Content-Security-Policy. The SQLite run saves a screenshot of each step into
+//! counter, set / view / inspect / destroy, login, the HttpOnly cookie, and the inspector's live
+//! countdown under the Content-Security-Policy. The SQLite run saves a screenshot of each step into
 //! `screenshots/` under cargo's target temp directory (by default `target/tmp/screenshots/`), so
 //! a test run leaves the tracked files alone. To refresh the README's pictures in
 //! `docs/screenshots/`, name that folder in `LATCH_SCREENSHOTS_DIR`:
@@ -93,6 +93,20 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
         .await;
     let heading = browser.heading().await;
     browser.screenshot("03-view.png").await;
+    // The header leads to the inspector: the same session, from the cookie to the row.
+    browser.click_link("Inspect session").await;
+    let inspected = browser
+        .wait_for_page("/session", "What your browser holds")
+        .await;
+    browser.screenshot("08-session-inspector.png").await;
+    let held = browser
+        .session_cookie()
+        .await
+        .expect("the browser holds the session cookie");
+    browser.click_link("See it").await;
+    browser
+        .wait_for_page("/user", "This name came back from your session")
+        .await;
     browser
         .click(r#"main form[action="/logout"] button"#, "the Logout button")
         .await;
@@ -114,6 +128,16 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
     );
     assert!(view.contains("Logout"), "{view}");
     assert_eq!(heading, "Ada");
+    assert!(inspected.contains(r#""name": "Ada""#), "{inspected}");
+    assert!(
+        inspected.contains(&format!("{}…", &held.value()[..6])),
+        "the start of the cookie as the browser holds it: {inspected}"
+    );
+    assert!(!inspected.contains(held.value()), "{inspected}");
+    assert!(
+        inspected.contains(" ago)"),
+        "server-rendered times: {inspected}"
+    );
     assert!(logout.contains("Check session"), "{logout}");
     assert!(
         !after_logout
