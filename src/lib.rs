@@ -33,6 +33,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(templates::stage())
         .mount("/", routes::pages())
         .mount("/account", routes::account())
+        .mount("/", routes::inspect())
         .mount("/name", routes::api())
         .mount("/", routes::health())
         .mount("/", templates::routes())

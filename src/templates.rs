@@ -1,8 +1,8 @@
-//! The walkthrough's Tera templates and stylesheet, compiled into the binary so it serves the
-//! whole app from any working directory, and the [`Page`] responder that renders them.
+//! The walkthrough's Tera templates, stylesheet and one script, compiled into the binary so it
+//! serves the whole app from any working directory, and the [`Page`] responder that renders them.
 
 use rocket::fairing::AdHoc;
-use rocket::http::{Header, Status};
+use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, content::RawHtml};
 use rocket::{Route, get, routes};
@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "logout_confirm",
         include_str!("../templates/logout_confirm.html.tera"),
     ),
+    ("session", include_str!("../templates/session.html.tera")),
     ("error", include_str!("../templates/error.html.tera")),
     (
         "account_register",
@@ -41,6 +42,8 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 const STYLESHEET: &str = include_str!("../static/style.css");
+/// The inspector's live countdown; the only script, and the pages work without it.
+const COUNTDOWN: &str = include_str!("../static/countdown.js");
 
 /// The compiled templates, managed by [`stage`].
 pub struct Templates(Tera);
@@ -116,26 +119,37 @@ impl<'r> Responder<'r, 'static> for Page {
     }
 }
 
-/// The stylesheet, with a cache lifetime: it is the same for everyone.
+/// A file from the binary, with a cache lifetime: it is the same for everyone.
 #[derive(Responder)]
-#[response(content_type = "css")]
-struct Stylesheet {
-    body: &'static str,
+struct Asset {
+    body: (ContentType, &'static str),
     cache: Header<'static>,
+}
+
+impl Asset {
+    fn new(content_type: ContentType, body: &'static str) -> Self {
+        Self {
+            body: (content_type, body),
+            cache: Header::new("Cache-Control", "public, max-age=3600"),
+        }
+    }
 }
 
 /// `GET /static/style.css`, from the binary.
 #[get("/static/style.css")]
-fn stylesheet() -> Stylesheet {
-    Stylesheet {
-        body: STYLESHEET,
-        cache: Header::new("Cache-Control", "public, max-age=3600"),
-    }
+fn stylesheet() -> Asset {
+    Asset::new(ContentType::CSS, STYLESHEET)
 }
 
-/// The stylesheet route.
+/// `GET /static/countdown.js`, from the binary.
+#[get("/static/countdown.js")]
+fn countdown() -> Asset {
+    Asset::new(ContentType::JavaScript, COUNTDOWN)
+}
+
+/// The stylesheet and script routes.
 pub fn routes() -> Vec<Route> {
-    routes![stylesheet]
+    routes![stylesheet, countdown]
 }
 
 #[cfg(test)]

@@ -258,6 +258,7 @@ mod error;
 mod fairing;
 mod guard;
 mod id;
+pub mod inspect;
 mod manager;
 pub mod purge;
 pub mod schema;
@@ -278,6 +279,7 @@ pub use error::{SessionError, error_chain};
 pub use fairing::Latch;
 pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
+pub use inspect::Inspection;
 pub use manager::SessionManager;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -1,13 +1,16 @@
-//! The walkthrough's pages and its JSON API: the app the session layer serves.
+//! The walkthrough's pages, its JSON API and the session inspector: the app the session layer
+//! serves.
 
 mod account;
 mod api;
 mod health;
+mod inspect;
 mod pages;
 
 pub use account::routes as account;
 pub use api::routes as api;
 pub use health::routes as health;
+pub use inspect::routes as inspect;
 pub use pages::routes as pages;
 
 use latch::Key;

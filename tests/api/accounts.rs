@@ -20,6 +20,7 @@ backend_tests!(
     usernames_are_unique_whatever_their_case_and_passwords_have_rules,
     every_account_form_needs_the_csrf_token,
     signed_out_the_account_pages_send_you_to_sign_in,
+    the_inspector_shows_who_a_session_belongs_to,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -517,4 +518,30 @@ async fn signed_out_the_account_pages_send_you_to_sign_in(backend: Backend) {
             "{path}"
         );
     }
+}
+
+async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    page(&app.client, "/").await;
+    let (_, anonymous) = page(&app.client, "/session").await;
+    assert!(
+        anonymous.contains("Nobody: an anonymous session."),
+        "{anonymous}"
+    );
+
+    register(&app.client, "Ada", PASSWORD).await;
+    let (status, signed_in) = page(&app.client, "/session").await;
+
+    assert_eq!(status, Status::Ok);
+    assert!(
+        signed_in.contains("user id <code>1</code> (Ada)"),
+        "{signed_in}"
+    );
+    assert!(signed_in.contains("Last seen"), "{signed_in}");
+    assert!(
+        signed_in.contains("AccountsTest&#x2F;1.0, network 203.0.113.0&#x2F;24"),
+        "{signed_in}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The walkthrough in a real headless Chromium, driven over chromedriver against the real binary:
-//! counter, set / view / destroy, login, and the HttpOnly cookie. The SQLite run saves a
-//! screenshot of each step into `screenshots/` under cargo's target temp directory (by default
-//! `target/tmp/screenshots/`), so a test run leaves the tracked files alone. To refresh the
-//! README's pictures in `docs/screenshots/`, name that folder in `LATCH_SCREENSHOTS_DIR`:
+//! counter, set / view / inspect / destroy, login, the HttpOnly cookie, and the inspector's live
+//! countdown under the Content-Security-Policy. The SQLite run saves a screenshot of each step into
+//! `screenshots/` under cargo's target temp directory (by default `target/tmp/screenshots/`), so
+//! a test run leaves the tracked files alone. To refresh the README's pictures in
+//! `docs/screenshots/`, name that folder in `LATCH_SCREENSHOTS_DIR`:
 //!
 //! ```text
 //! LATCH_SCREENSHOTS_DIR=docs/screenshots cargo test --test api browser
@@ -41,6 +42,7 @@ backend_tests!(
     a_name_is_set_viewed_and_destroyed_by_clicking_through,
     logging_in_with_the_form_greets_and_changes_the_cookie,
     page_scripts_cannot_read_the_session_cookie,
+    the_inspector_counts_down_live_with_its_script,
 );
 
 async fn the_counter_counts_three_visits_in_a_browser(backend: Backend) {
@@ -91,6 +93,20 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
         .await;
     let heading = browser.heading().await;
     browser.screenshot("03-view.png").await;
+    // The header leads to the inspector: the same session, from the cookie to the row.
+    browser.click_link("Inspect session").await;
+    let inspected = browser
+        .wait_for_page("/session", "What your browser holds")
+        .await;
+    browser.screenshot("08-session-inspector.png").await;
+    let held = browser
+        .session_cookie()
+        .await
+        .expect("the browser holds the session cookie");
+    browser.click_link("See it").await;
+    browser
+        .wait_for_page("/user", "This name came back from your session")
+        .await;
     browser
         .click(r#"main form[action="/logout"] button"#, "the Logout button")
         .await;
@@ -112,6 +128,16 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
     );
     assert!(view.contains("Logout"), "{view}");
     assert_eq!(heading, "Ada");
+    assert!(inspected.contains(r#""name": "Ada""#), "{inspected}");
+    assert!(
+        inspected.contains(&format!("{}…", &held.value()[..6])),
+        "the start of the cookie as the browser holds it: {inspected}"
+    );
+    assert!(!inspected.contains(held.value()), "{inspected}");
+    assert!(
+        inspected.contains(" ago)"),
+        "server-rendered times: {inspected}"
+    );
     assert!(logout.contains("Check session"), "{logout}");
     assert!(
         !after_logout
@@ -253,6 +279,37 @@ async fn page_scripts_cannot_read_the_session_cookie(backend: Backend) {
     browser.close().await;
 }
 
+async fn the_inspector_counts_down_live_with_its_script(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+    browser.goto(&server.url("/user/Ada")).await;
+    browser.wait_for_page("/user/Ada", "Session set").await;
+
+    browser.goto(&server.url("/session")).await;
+    browser
+        .wait_for_page("/session", "What your browser holds")
+        .await;
+    // The first clock on the page: how long ago the session was created.
+    let first = browser.text("[data-unix-ms]").await;
+    // The script runs under the policy (`script-src 'self'`) if the clock moves on its own.
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    let mut now = browser.text("[data-unix-ms]").await;
+    while now == first && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = browser.text("[data-unix-ms]").await;
+    }
+
+    assert!(first.ends_with(" ago"), "{first}");
+    assert_ne!(now, first, "the countdown script did not run");
+    assert!(now.ends_with(" s ago"), "{now}");
+    browser.close().await;
+}
+
 /// A headless Chromium under its own chromedriver, on its own port and profile.
 struct Browser {
     client: Client,
@@ -369,6 +426,17 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The text of the first element `css` finds.
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("find {css}: {error}"))
+            .text()
+            .await
+            .unwrap_or_else(|error| panic!("read {css}: {error}"))
     }
 
     /// The page's `<h1>`.

@@ -109,13 +109,21 @@ async fn a_request_finishing_after_logout_does_not_bring_the_session_back(backen
 }
 
 /// Plays a cache that has not yet heard of other instances' changes: `load_unconfirmed`
-/// answers with the copy this instance last wrote, whatever the database holds now.
-struct Unheard {
+/// answers with the copy this instance last wrote, whatever the database holds now. The
+/// inspector's tests use it too.
+pub(crate) struct Unheard {
     inner: Arc<dyn SessionStore>,
     copies: Mutex<HashMap<IdHash, Record>>,
 }
 
 impl Unheard {
+    pub(crate) fn new(inner: Arc<dyn SessionStore>) -> Self {
+        Self {
+            inner,
+            copies: Mutex::default(),
+        }
+    }
+
     fn remember(&self, id: &IdHash, record: &Record) {
         self.copies
             .lock()
@@ -215,10 +223,7 @@ async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
         .session_store(&config.session)
         .await
         .expect("store");
-    let store = Arc::new(Unheard {
-        inner: Arc::clone(&shared),
-        copies: Mutex::default(),
-    });
+    let store = Arc::new(Unheard::new(Arc::clone(&shared)));
     let rocket = rocket::custom(test_figment(db.url()))
         .manage(SessionManager::new(store, config.session))
         .attach(latch_walkthrough::templates::stage())

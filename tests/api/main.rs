@@ -14,6 +14,7 @@ mod crash;
 mod expiry;
 mod hardening;
 mod hostile;
+mod inspect;
 mod instances;
 mod launch;
 mod notify;

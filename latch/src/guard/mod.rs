@@ -205,6 +205,15 @@ impl Session<'_> {
         self.cell.lock().as_ref().map(|active| active.id.clone())
     }
 
+    /// The session this request holds, confirmed first: for [`inspect`](Self::inspect).
+    pub(crate) async fn confirmed(&self) -> Result<Option<(SessionId, Record)>, SessionError> {
+        self.confirm().await?;
+        Ok(self
+            .cell
+            .snapshot()
+            .map(|active| (active.id, active.record)))
+    }
+
     /// Whether this request has a stored session (one was loaded, or this request created one).
     ///
     /// # Errors
