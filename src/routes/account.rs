@@ -464,21 +464,15 @@ async fn signed_in_page(
     render(template, session, csrf, extra).await
 }
 
-/// A Unix-millisecond time as `2026-11-30 21:04 UTC`.
-fn utc(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_or_else(
-        |_| "unknown".to_owned(),
-        |at| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute()
-            )
-        },
-    )
+/// A Unix-millisecond time as `{"date": "2026-11-30", "time": "21:04 UTC"}`.
+fn utc(ms: i64) -> Value {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(at) => json!({
+            "date": format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day()),
+            "time": format!("{:02}:{:02} UTC", at.hour(), at.minute()),
+        }),
+        Err(_) => json!({ "date": "unknown", "time": "" }),
+    }
 }
 
 fn plural(count: usize, noun: &str) -> String {

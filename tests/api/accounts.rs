@@ -153,7 +153,7 @@ async fn register_sign_out_and_sign_in_again(backend: Backend) {
     );
     // As Tera escapes them.
     assert!(devices.contains("AccountsTest&#x2F;1.0"), "{devices}");
-    assert!(devices.contains("(this device)"), "{devices}");
+    assert!(devices.contains("This device"), "{devices}");
     assert!(
         devices.contains("203.0.113.0&#x2F;24"),
         "the network, not the address: {devices}"
@@ -312,7 +312,7 @@ async fn the_device_list_shows_both_browsers_and_one_signs_out_the_other(backend
     register(mallory, "Mallory", PASSWORD).await;
 
     let (_, list) = page(laptop, "/account/sessions").await;
-    assert_eq!(list.matches("(this device)").count(), 1, "{list}");
+    assert_eq!(list.matches("This device").count(), 1, "{list}");
     let handles = device_handles(laptop).await;
     assert_eq!(handles.len(), 1, "a button for the other device only");
     let phone_handle = &handles[0];

@@ -1,6 +1,6 @@
 //! The walkthrough in a real headless Chromium, driven over chromedriver against the real binary:
-//! counter, set / view / inspect / destroy, login, the HttpOnly cookie, and the inspector's live
-//! countdown under the Content-Security-Policy. The SQLite run saves a screenshot of each step into
+//! counter, set / view / inspect / destroy, login, the HttpOnly cookie, the inspector's live
+//! countdown under the Content-Security-Policy, and real accounts signed in from two browsers. The SQLite run saves a screenshot of each step into
 //! `screenshots/` under cargo's target temp directory (by default `target/tmp/screenshots/`), so
 //! a test run leaves the tracked files alone. To refresh the README's pictures in
 //! `docs/screenshots/`, name that folder in `LATCH_SCREENSHOTS_DIR`:
@@ -43,6 +43,7 @@ backend_tests!(
     logging_in_with_the_form_greets_and_changes_the_cookie,
     page_scripts_cannot_read_the_session_cookie,
     the_inspector_counts_down_live_with_its_script,
+    one_browser_signs_another_out_from_the_device_list,
 );
 
 async fn the_counter_counts_three_visits_in_a_browser(backend: Backend) {
@@ -155,6 +156,78 @@ async fn a_name_is_set_viewed_and_destroyed_by_clicking_through(backend: Backend
     );
     assert!(check.contains("user logged out!"), "{check}");
     browser.close().await;
+}
+
+/// Registers in one browser, signs in to the same account from a second, and signs the second
+/// out from the first one's device list: its next page is the sign-in form.
+async fn one_browser_signs_another_out_from_the_device_list(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let Some(laptop) = Browser::launch(backend).await else {
+        return;
+    };
+    let Some(phone) = Browser::launch(backend).await else {
+        return;
+    };
+    let server = Server::start(db.url(), &[]);
+    let password = "correct horse battery";
+
+    laptop.goto(&server.url("/account/register")).await;
+    laptop
+        .wait_for_page("/account/register", "Create an account")
+        .await;
+    laptop.fill("input[name=username]", "Ada").await;
+    laptop.fill("input[name=password]", password).await;
+    laptop
+        .click(
+            r#"form[action="/account/register"] button"#,
+            "Create account",
+        )
+        .await;
+    laptop
+        .wait_for_page("/account/sessions", "Welcome, Ada")
+        .await;
+
+    phone.goto(&server.url("/account/login")).await;
+    phone.wait_for_page("/account/login", "Sign in").await;
+    phone.fill("input[name=username]", "ada").await;
+    phone.fill("input[name=password]", password).await;
+    phone
+        .click(r#"form[action="/account/login"] button"#, "Sign in")
+        .await;
+    phone
+        .wait_for_page("/account/sessions", "Signed in as Ada.")
+        .await;
+
+    laptop.goto(&server.url("/account/sessions")).await;
+    let list = laptop
+        .wait_for_page("/account/sessions", "This device")
+        .await;
+    assert_eq!(
+        list.matches("HeadlessChrome").count(),
+        2,
+        "two browsers: {list}"
+    );
+    laptop.screenshot("09-devices.png").await;
+    laptop
+        .click(
+            r#"form[action="/account/sessions/revoke"] button"#,
+            "the other device's Sign out",
+        )
+        .await;
+    laptop
+        .wait_for_page("/account/sessions", "That device is signed out.")
+        .await;
+
+    phone.goto(&server.url("/account/sessions")).await;
+    phone.wait_for_page("/account/login", "Sign in").await;
+    // Scrolled to the part that is new once a session is signed in.
+    laptop.goto(&server.url("/session#user")).await;
+    laptop.wait_for_page("/session", "Who it belongs to").await;
+    laptop.screenshot("10-inspector-signed-in.png").await;
+    laptop.close().await;
+    phone.close().await;
 }
 
 async fn logging_in_with_the_form_greets_and_changes_the_cookie(backend: Backend) {
@@ -395,6 +468,17 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|error| panic!("click {what}: {error}"));
+    }
+
+    /// Types `text` into the field `css` finds.
+    async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("find {css}: {error}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|error| panic!("type into {css}: {error}"));
     }
 
     async fn click_link(&self, text: &str) {
