@@ -258,9 +258,13 @@ async fn run_round(
     Ok(())
 }
 
-/// `count` copies of `row` (a parenthesised list of placeholders), comma-separated. The SQL text
-/// varies with the batch size, so these statements are not kept prepared (`persistent(false)`):
-/// a cache of one per size would cost memory for little gain.
+/// Largest batch whose statements stay prepared on the writer's connection. The SQL text varies
+/// with the batch size, so each size is a statement of its own; small batches are the common
+/// case (one or a few writes waiting), and preparing a statement costs more than running it.
+/// Larger, rarer batches are prepared each time rather than filling the cache.
+const PREPARED_UP_TO: usize = 8;
+
+/// `count` copies of `row` (a parenthesised list of placeholders), comma-separated.
 fn rows_of(row: &str, count: usize) -> String {
     vec![row; count].join(", ")
 }
@@ -287,7 +291,7 @@ async fn create_many(
          values {} on conflict (id_hash) do nothing returning id_hash",
         rows_of(row, indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Create { id, record } = &batch[index] {
             query = query
@@ -327,7 +331,7 @@ async fn save_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Save { id, record, now } = &batch[index] {
             query = query
@@ -355,7 +359,7 @@ async fn touch_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Touch {
             id,
@@ -378,7 +382,7 @@ async fn delete_many(
         "delete from sessions where id_hash in ({}) returning id_hash",
         rows_of("?", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Delete { id } = &batch[index] {
             query = query.bind(id.as_bytes());
