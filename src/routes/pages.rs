@@ -49,9 +49,14 @@ async fn counter(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppE
 async fn set_user(name: &str, session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     let name = Name::parse(name)?;
     session.insert(&NAME, &name.to_string()).await?;
+    let account = session.get(&ACCOUNT_NAME).await?;
     Ok(Page::render(
         "user_set",
-        json!({ "name": name.as_str(), "session_csrf": csrf.for_session() }),
+        json!({
+            "name": name.as_str(),
+            "account": account,
+            "session_csrf": csrf.for_session(),
+        }),
     ))
 }
 

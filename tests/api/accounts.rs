@@ -532,6 +532,11 @@ async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {
     );
 
     register(&app.client, "Ada", PASSWORD).await;
+    // Every page with the session names the account in its header.
+    for path in ["/", "/user", "/user/Grace", "/account/sessions"] {
+        let (_, body) = page(&app.client, path).await;
+        assert!(body.contains("Signed in as Ada</a>"), "{path}: {body}");
+    }
     let (status, signed_in) = page(&app.client, "/session").await;
 
     assert_eq!(status, Status::Ok);
