@@ -21,6 +21,8 @@ backend_tests!(
     every_account_form_needs_the_csrf_token,
     signed_out_the_account_pages_send_you_to_sign_in,
     the_inspector_shows_who_a_session_belongs_to,
+    a_hash_made_under_older_parameters_is_replaced_at_sign_in,
+    a_configured_ip_header_names_the_client_address,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -549,4 +551,70 @@ async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {
         signed_in.contains("AccountsTest&#x2F;1.0, network 203.0.113.0&#x2F;24"),
         "{signed_in}"
     );
+}
+
+async fn a_hash_made_under_older_parameters_is_replaced_at_sign_in(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    let weaker = argon2::Params::new(8 * 1024, 1, 1, None).expect("valid parameters");
+    let old_hash = argon2::password_hash::PasswordHasher::hash_password(
+        &argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, weaker),
+        PASSWORD.as_bytes(),
+    )
+    .expect("a hash")
+    .to_string();
+    app.db
+        .execute_sql(&format!("update accounts set password_hash = '{old_hash}'"))
+        .await;
+    let other = app.second_instance().await;
+
+    assert_eq!(sign_in(&other, "Ada", PASSWORD).await.0, Status::SeeOther);
+
+    let stored = app
+        .db
+        .query_text("select password_hash from accounts")
+        .await;
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    assert_ne!(stored, old_hash);
+}
+
+async fn a_configured_ip_header_names_the_client_address(backend: Backend) {
+    let settings = [
+        ("ip_header", json!("X-Real-IP")),
+        (
+            "accounts",
+            json!({ "max_failures_per_user": 100, "max_failures_per_address": 1 }),
+        ),
+    ];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    let attempt = |address: &'static str| {
+        let client = &app.client;
+        async move {
+            let token = csrf_token_in(&page(client, "/account/login").await.1);
+            let body = format!("csrf_token={token}&username=someone&password=whatever1");
+            post(
+                client,
+                "/account/login",
+                body,
+                Some(Header::new("X-Real-IP", address)),
+            )
+            .await
+            .status()
+        }
+    };
+
+    assert_eq!(attempt("198.51.100.1").await, Status::Unauthorized);
+    assert_eq!(
+        attempt("198.51.100.2").await,
+        Status::Unauthorized,
+        "another address"
+    );
+    assert_eq!(attempt("198.51.100.1").await, Status::TooManyRequests);
 }

@@ -143,6 +143,43 @@ impl TestDb {
         }
     }
 
+    /// Runs one SQL statement over a connection of its own (for tests that plant state the app
+    /// cannot be asked to make).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection as _;
+        macro_rules! execute {
+            ($connection:ty) => {{
+                let mut connection = <$connection>::connect(self.url()).await.expect("connect");
+                sqlx::query(AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap_or_else(|error| panic!("{sql}: {error}"));
+            }};
+        }
+        match self {
+            Self::Sqlite { .. } => execute!(sqlx::SqliteConnection),
+            Self::Postgres { .. } => execute!(sqlx::PgConnection),
+        }
+    }
+
+    /// The one text value `sql` selects.
+    pub async fn query_text(&self, sql: &str) -> String {
+        use sqlx::Connection as _;
+        macro_rules! fetch {
+            ($connection:ty) => {{
+                let mut connection = <$connection>::connect(self.url()).await.expect("connect");
+                sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            }};
+        }
+        match self {
+            Self::Sqlite { .. } => fetch!(sqlx::SqliteConnection),
+            Self::Postgres { .. } => fetch!(sqlx::PgConnection),
+        }
+    }
+
     /// A migrated Postgres database holding `count` sessions inserted straight into the table,
     /// for tests of the SQL itself: row `i` (1..=count) has the ID hash `sha256(i)` and the
     /// deadline `expires_at`, an SQL expression in `i`. `None` when Postgres is skipped.
