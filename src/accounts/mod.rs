@@ -31,6 +31,9 @@ pub fn stage() -> AdHoc {
             log::error!("could not create the walkthrough's tables: {error}");
             return Err(rocket);
         }
+        // Ready before the first sign-in (see `password::prepare`); a failed task only means
+        // the first unknown username pays for it.
+        let _ = rocket::tokio::task::spawn_blocking(password::prepare).await;
         Ok(rocket.manage(Throttle::new(config)))
     })
 }

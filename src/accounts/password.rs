@@ -91,6 +91,13 @@ pub fn verify(password: &str, stored: Option<&str>) -> Verified {
     }
 }
 
+/// Makes the hash [`verify`] checks unknown usernames against, so the first such sign-in does
+/// not take twice as long as a wrong password (which would tell that the username is unknown).
+/// Slow, as [`hash`] is: call it off the async threads, once at start.
+pub fn prepare() {
+    LazyLock::force(&UNKNOWN_USER);
+}
+
 /// A hash of a random secret, made once, for [`verify`] to spend the same time on an unknown
 /// username as on a known one.
 static UNKNOWN_USER: LazyLock<Option<PasswordHash>> = LazyLock::new(|| {
