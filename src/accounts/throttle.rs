@@ -40,13 +40,16 @@ impl ThrottleConfig {
     ///
     /// A [`ConfigError`] naming the key that is unknown, of the wrong type or out of range.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config: Self = if figment.contains(Self::KEY) {
-            figment
-                .extract_inner(Self::KEY)
-                .map_err(|error| ConfigError::from_figment(&error))?
-        } else {
-            Self::default()
-        };
+        /// The top level, so that errors name keys by their full path (`accounts.…`).
+        #[derive(Deserialize)]
+        struct TopLevel {
+            #[serde(default)]
+            accounts: ThrottleConfig,
+        }
+        let config = figment
+            .extract::<TopLevel>()
+            .map_err(|error| ConfigError::from_figment(&error))?
+            .accounts;
         check_range(
             "accounts.max_failures_per_user",
             config.max_failures_per_user,
@@ -203,5 +206,26 @@ impl Throttle {
             sqlx::query(CLEAR).bind(&scopes.user).execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_and_bad_ones_are_named_by_their_full_key() {
+        assert_eq!(
+            ThrottleConfig::from_figment(&Figment::new()).expect("defaults"),
+            ThrottleConfig::default()
+        );
+        let typo = Figment::new().merge(("accounts", serde_json::json!({ "max_failure": 3 })));
+        let zero = Figment::new().merge(("accounts.failure_window", 0));
+
+        let typo = ThrottleConfig::from_figment(&typo).expect_err("a typo");
+        let zero = ThrottleConfig::from_figment(&zero).expect_err("out of range");
+
+        assert_eq!(typo.key, "accounts.max_failure");
+        assert_eq!(zero.key, "accounts.failure_window");
     }
 }
