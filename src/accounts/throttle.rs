@@ -1,6 +1,9 @@
-//! Throttling failed sign-ins, per username and per client address, in the database so the
-//! limits hold across instances: past the limit, a sign-in is refused (429, `Retry-After`)
-//! without its password being checked, until the oldest failure in the window ages out.
+//! Throttling, in the database so the limits hold across instances: failed sign-ins per username
+//! and per client address, and registrations per client address (each costs a password hash).
+//! Past a limit the request is refused (429, `Retry-After`) before any hashing, until the
+//! attempt that put the scope over its limit ages out of the window.
+
+use std::net::IpAddr;
 
 use latch::{ConfigError, Database, check_range};
 use rocket::figment::Figment;
@@ -16,6 +19,8 @@ pub struct ThrottleConfig {
     pub max_failures_per_user: u32,
     /// Failed sign-ins one client address may have in the window.
     pub max_failures_per_address: u32,
+    /// Accounts one client address may register in the window.
+    pub max_registrations_per_address: u32,
     /// The window, in seconds.
     pub failure_window: u32,
 }
@@ -25,6 +30,7 @@ impl Default for ThrottleConfig {
         Self {
             max_failures_per_user: 5,
             max_failures_per_address: 20,
+            max_registrations_per_address: 10,
             failure_window: 15 * 60,
         }
     }
@@ -94,10 +100,10 @@ pub struct Scopes {
 
 impl Scopes {
     /// The scopes of a sign-in as `username` from `address`.
-    pub fn new(username: &str, address: Option<std::net::IpAddr>) -> Self {
+    pub fn new(username: &str, address: Option<IpAddr>) -> Self {
         Self {
-            user: format!("user:{}", super::username_key(username)),
-            address: address.map(|ip| format!("addr:{}", ip.to_canonical())),
+            user: format!("sign-in user:{}", super::username_key(username)),
+            address: address.map(|ip| format!("sign-in address:{}", ip.to_canonical())),
         }
     }
 }
@@ -135,7 +141,25 @@ impl Throttle {
         Ok(wait)
     }
 
-    /// How long until `scope` has fewer than `limit` failures in the window, if it has not now.
+    /// `Some(seconds to wait)` if `address` has registered as many accounts as it may.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    pub async fn registration_retry_after(
+        &self,
+        database: &Database,
+        address: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let Some(scope) = registration_scope(address) else {
+            return Ok(None);
+        };
+        let limit = self.config.max_registrations_per_address;
+        self.wait_for(database, &scope, limit, now).await
+    }
+
+    /// How long until `scope` has fewer than `limit` attempts in the window, if it has not now.
     async fn wait_for(
         &self,
         database: &Database,
@@ -143,11 +167,11 @@ impl Throttle {
         limit: u32,
         now: i64,
     ) -> Result<Option<u64>, sqlx::Error> {
-        // The failure whose ageing out brings the count under the limit: the limit-th newest.
+        // The attempt whose ageing out brings the count under the limit: the limit-th newest.
         const NTH_NEWEST: &str = "
-            select failed_at from sign_in_failures
-            where scope = $1 and failed_at > $2
-            order by failed_at desc
+            select at from throttled_attempts
+            where scope = $1 and at > $2
+            order by at desc
             limit 1 offset $3";
         let since = now - self.config.window_ms();
         let offset = i64::from(limit) - 1;
@@ -159,14 +183,14 @@ impl Throttle {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(nth.map(|failed_at| {
-            let ms = failed_at + self.config.window_ms() - now;
+        Ok(nth.map(|at| {
+            let ms = at + self.config.window_ms() - now;
             // Whole seconds, rounded up: never invite a retry that would still be refused.
             u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000).max(1)
         }))
     }
 
-    /// Records a failed sign-in in both scopes, and forgets failures older than the window.
+    /// Records a failed sign-in in both scopes.
     ///
     /// # Errors
     ///
@@ -177,12 +201,43 @@ impl Throttle {
         scopes: &Scopes,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        const INSERT: &str = "insert into sign_in_failures (scope, failed_at) values ($1, $2)";
-        const FORGET: &str = "delete from sign_in_failures where failed_at <= $1";
+        let scopes: Vec<&str> = std::iter::once(&scopes.user)
+            .chain(&scopes.address)
+            .map(String::as_str)
+            .collect();
+        self.record(database, &scopes, now).await
+    }
+
+    /// Records a registration from `address`.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    pub async fn record_registration(
+        &self,
+        database: &Database,
+        address: Option<IpAddr>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        match registration_scope(address) {
+            Some(scope) => self.record(database, &[&scope], now).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records an attempt in each of `scopes`, and forgets attempts older than the window.
+    async fn record(
+        &self,
+        database: &Database,
+        scopes: &[&str],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        const INSERT: &str = "insert into throttled_attempts (scope, at) values ($1, $2)";
+        const FORGET: &str = "delete from throttled_attempts where at <= $1";
         let cutoff = now - self.config.window_ms();
         with_pool!(database, pool => {
             let mut transaction = pool.begin().await?;
-            for scope in std::iter::once(&scopes.user).chain(&scopes.address) {
+            for scope in scopes {
                 sqlx::query(INSERT).bind(scope).bind(now).execute(&mut *transaction).await?;
             }
             sqlx::query(FORGET).bind(cutoff).execute(&mut *transaction).await?;
@@ -201,12 +256,16 @@ impl Throttle {
         database: &Database,
         scopes: &Scopes,
     ) -> Result<(), sqlx::Error> {
-        const CLEAR: &str = "delete from sign_in_failures where scope = $1";
+        const CLEAR: &str = "delete from throttled_attempts where scope = $1";
         with_pool!(database, pool => {
             sqlx::query(CLEAR).bind(&scopes.user).execute(pool).await?;
         });
         Ok(())
     }
+}
+
+fn registration_scope(address: Option<IpAddr>) -> Option<String> {
+    address.map(|ip| format!("register address:{}", ip.to_canonical()))
 }
 
 #[cfg(test)]

@@ -36,8 +36,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// What the pages of this step answer: a page, a redirect, or a page with a status.
-type Answer = Result<Either<Redirect, (Status, Page)>, AppError>;
+/// What the forms that check a password answer: a redirect, a page with a status, or 429.
+type Answer = Result<Either<Either<Redirect, (Status, Page)>, TooManyAttempts>, AppError>;
 
 /// 429 with the seconds to wait, after too many failed sign-ins.
 #[derive(Responder)]
@@ -77,24 +77,48 @@ async fn register_form(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page
     form_page("account_register", &session, &csrf, None, "").await
 }
 
-/// Creates an account and signs this session in to it.
+/// Creates an account and signs this session in to it. Registrations are limited per client
+/// address, as each one costs a password hash.
 #[post("/register", data = "<form>")]
 async fn register(
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
     client: Client,
+    address: Option<IpAddr>,
     database: &State<Database>,
+    throttle: &State<Throttle>,
 ) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let typed = form.username.unwrap_or_default();
+    let now = now_ms();
+    if let Some(seconds) = throttle
+        .registration_retry_after(database, address, now)
+        .await
+        .map_err(AppError::database)?
+    {
+        let message =
+            format!("Too many new accounts from your network. Try again in {seconds} seconds.");
+        return Ok(Either::Right(TooManyAttempts {
+            page: form_page("account_register", &session, &csrf, Some(&message), typed).await?,
+            retry_after: Header::new("Retry-After", seconds.to_string()),
+        }));
+    }
+    // Counted before the hash is made: the hash is what a flood of registrations would cost.
+    throttle
+        .record_registration(database, address, now)
+        .await
+        .map_err(AppError::database)?;
     let account = match create_account(database, typed, form.password.unwrap_or_default()).await? {
         Ok(account) => account,
         Err(problem) => {
             let page =
                 form_page("account_register", &session, &csrf, Some(&problem), typed).await?;
-            return Ok(Either::Right((Status::UnprocessableEntity, page)));
+            return Ok(Either::Left(Either::Right((
+                Status::UnprocessableEntity,
+                page,
+            ))));
         }
     };
     sign_in(&session, &account, client).await?;
@@ -103,7 +127,9 @@ async fn register(
         account.username
     );
     flash::push(&session, Kind::Success, welcome).await?;
-    Ok(Either::Left(Redirect::to("/account/sessions")))
+    Ok(Either::Left(Either::Left(Redirect::to(
+        "/account/sessions",
+    ))))
 }
 
 /// Checks the username and password and stores the account; `Ok(Err(sentence))` for what the
@@ -144,7 +170,7 @@ async fn login(
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
-) -> Result<Either<Either<Redirect, (Status, Page)>, TooManyAttempts>, AppError> {
+) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let username = form.username.unwrap_or_default();
@@ -327,7 +353,7 @@ async fn change_password(
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
-) -> Result<Either<Either<Redirect, (Status, Page)>, TooManyAttempts>, AppError> {
+) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let Some(user) = session.user().await? else {

@@ -23,6 +23,7 @@ backend_tests!(
     the_inspector_shows_who_a_session_belongs_to,
     a_hash_made_under_older_parameters_is_replaced_at_sign_in,
     a_configured_ip_header_names_the_client_address,
+    registrations_are_limited_per_address,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -617,4 +618,38 @@ async fn a_configured_ip_header_names_the_client_address(backend: Backend) {
         "another address"
     );
     assert_eq!(attempt("198.51.100.1").await, Status::TooManyRequests);
+}
+
+async fn registrations_are_limited_per_address(backend: Backend) {
+    let settings = [("accounts", json!({ "max_registrations_per_address": 2 }))];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+
+    assert_eq!(
+        register(&app.client, "Ada", PASSWORD).await.0,
+        Status::SeeOther
+    );
+    assert_eq!(
+        register(&other, "Grace", PASSWORD).await.0,
+        Status::SeeOther
+    );
+    let refused = submit(
+        &app.client,
+        "/account/register",
+        "/account/register",
+        &[("username", "Mallory"), ("password", PASSWORD)],
+    )
+    .await;
+
+    assert_eq!(refused.status(), Status::TooManyRequests);
+    assert!(refused.headers().get_one("Retry-After").is_some());
+    drop(refused);
+    // No account was made, and signing in is a different limit.
+    assert_eq!(
+        sign_in(&other, "Mallory", PASSWORD).await.0,
+        Status::Unauthorized
+    );
+    assert_eq!(sign_in(&other, "Ada", PASSWORD).await.0, Status::SeeOther);
 }

@@ -11,11 +11,13 @@ create table accounts (
     created_at    integer not null
 );
 
--- Failed sign-ins, one row per failure and scope ("user:<username_key>", "addr:<address>"),
--- for throttling; rows older than the throttling window are deleted as new ones arrive.
-create table sign_in_failures (
-    scope     text    not null,
-    failed_at integer not null
+-- Attempts that are throttled, one row per attempt and scope: failed sign-ins per username
+-- ("sign-in user:<username_key>") and per client address ("sign-in address:<ip>"), and
+-- registrations per client address ("register address:<ip>"). Rows older than the throttling
+-- window are deleted as new ones arrive.
+create table throttled_attempts (
+    scope text    not null,
+    at    integer not null
 );
-create index sign_in_failures_scope_idx on sign_in_failures (scope, failed_at);
-create index sign_in_failures_failed_at_idx on sign_in_failures (failed_at);
+create index throttled_attempts_scope_idx on throttled_attempts (scope, at);
+create index throttled_attempts_at_idx on throttled_attempts (at);
