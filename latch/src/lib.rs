@@ -209,6 +209,9 @@
 //! - **Key rotation**: put the old key in `previous_secret_keys` and the new one in `secret_key`.
 //!   A cookie sealed with a previous key still opens, and the same response reseals it with the
 //!   current key; only the current key ever seals. Drop the old key after `absolute_timeout`.
+//! - **Showing a session to its owner**: [`Session::inspect`] gives the row and its deadlines
+//!   with the ID and its hash cut to short prefixes inside the crate, so a page that explains
+//!   the session cannot show the credential by mistake.
 //! - **Left to the app**: authentication proper, TLS, rate limiting, what the app puts in a
 //!   session, and HTML escaping of what it shows.
 //!
