@@ -46,12 +46,6 @@ impl AppError {
         }
     }
 
-    /// A database error of the app's own tables, with the status latch gives the same error
-    /// on its own (503 when the database cannot be reached, 500 otherwise).
-    pub fn database(error: sqlx::Error) -> Self {
-        Self::Session(SessionError::from(error))
-    }
-
     /// What the user is told: the error itself for their own mistakes, and only the status's
     /// generic message for ours (logged here with the full chain of causes).
     fn public_message(&self) -> String {
@@ -71,6 +65,14 @@ impl<'r> Responder<'r, 'static> for AppError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let status = self.status();
         error_page(status, &self.public_message()).respond_to(request)
+    }
+}
+
+/// A database error of the app's own tables gets the status latch gives the same error on its
+/// own (503 when the database cannot be reached, 500 otherwise).
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Session(SessionError::from(error))
     }
 }
 

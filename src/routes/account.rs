@@ -47,6 +47,15 @@ struct TooManyAttempts {
     retry_after: Header<'static>,
 }
 
+impl TooManyAttempts {
+    fn after(seconds: u64, page: Page) -> Self {
+        Self {
+            page,
+            retry_after: Header::new("Retry-After", seconds.to_string()),
+        }
+    }
+}
+
 #[derive(FromForm)]
 struct Credentials<'r> {
     csrf_token: Option<&'r str>,
@@ -95,21 +104,17 @@ async fn register(
     let now = now_ms();
     if let Some(seconds) = throttle
         .registration_retry_after(database, address, now)
-        .await
-        .map_err(AppError::database)?
+        .await?
     {
         let message =
             format!("Too many new accounts from your network. Try again in {seconds} seconds.");
-        return Ok(Either::Right(TooManyAttempts {
-            page: form_page("account_register", &session, &csrf, Some(&message), typed).await?,
-            retry_after: Header::new("Retry-After", seconds.to_string()),
-        }));
+        return Ok(Either::Right(TooManyAttempts::after(
+            seconds,
+            form_page("account_register", &session, &csrf, Some(&message), typed).await?,
+        )));
     }
     // Counted before the hash is made: the hash is what a flood of registrations would cost.
-    throttle
-        .record_registration(database, address, now)
-        .await
-        .map_err(AppError::database)?;
+    throttle.record_registration(database, address, now).await?;
     let account = match create_account(database, typed, form.password.unwrap_or_default()).await? {
         Ok(account) => account,
         Err(problem) => {
@@ -150,7 +155,7 @@ async fn create_account(
     match accounts::register(database, &username, &hash, now_ms()).await {
         Ok(account) => Ok(Ok(account)),
         Err(RegisterError::Taken) => Ok(Err("That username is taken.".into())),
-        Err(RegisterError::Database(error)) => Err(AppError::database(error)),
+        Err(RegisterError::Database(error)) => Err(error.into()),
     }
 }
 
@@ -176,42 +181,28 @@ async fn login(
     let username = form.username.unwrap_or_default();
     let scopes = Scopes::new(username, address);
     let now = now_ms();
-    if let Some(seconds) = throttle
-        .retry_after(database, &scopes, now)
-        .await
-        .map_err(AppError::database)?
-    {
+    if let Some(seconds) = throttle.retry_after(database, &scopes, now).await? {
         let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
-        return Ok(Either::Right(TooManyAttempts {
-            page: form_page("account_login", &session, &csrf, Some(&message), username).await?,
-            retry_after: Header::new("Retry-After", seconds.to_string()),
-        }));
+        return Ok(Either::Right(TooManyAttempts::after(
+            seconds,
+            form_page("account_login", &session, &csrf, Some(&message), username).await?,
+        )));
     }
-    let account = accounts::find_by_username(database, username)
-        .await
-        .map_err(AppError::database)?;
+    let account = accounts::find_by_username(database, username).await?;
     let stored = account
         .as_ref()
         .map(|account| account.password_hash.clone());
     let verified = verify_off_thread(form.password.unwrap_or_default().to_owned(), stored).await?;
     let Some(account) = account.filter(|_| verified != Verified::No) else {
-        throttle
-            .record_failure(database, &scopes, now)
-            .await
-            .map_err(AppError::database)?;
+        throttle.record_failure(database, &scopes, now).await?;
         let message = "Wrong username or password.";
         let page = form_page("account_login", &session, &csrf, Some(message), username).await?;
         return Ok(Either::Left(Either::Right((Status::Unauthorized, page))));
     };
-    throttle
-        .clear_user(database, &scopes)
-        .await
-        .map_err(AppError::database)?;
+    throttle.clear_user(database, &scopes).await?;
     if verified == Verified::YesRehash {
         let hash = hash_off_thread(form.password.unwrap_or_default().to_owned()).await?;
-        accounts::set_password_hash(database, account.id, &hash)
-            .await
-            .map_err(AppError::database)?;
+        accounts::set_password_hash(database, account.id, &hash).await?;
     }
     sign_in(&session, &account, client).await?;
     flash::push(
@@ -266,7 +257,7 @@ async fn sessions(
             })
         })
         .collect();
-    let page = signed_in_page(
+    let page = render(
         "account_sessions",
         &session,
         &csrf,
@@ -340,7 +331,7 @@ async fn password_form(
     if session.user().await?.is_none() {
         return Ok(Either::Left(Redirect::to("/account/login")));
     }
-    let page = signed_in_page("account_password", &session, &csrf, json!({})).await?;
+    let page = render("account_password", &session, &csrf, json!({})).await?;
     Ok(Either::Right(page))
 }
 
@@ -365,7 +356,7 @@ async fn change_password(
         .ok()
         .map(|id| accounts::find_by_id(database, id));
     let account = match account {
-        Some(found) => found.await.map_err(AppError::database)?,
+        Some(found) => found.await?,
         None => None,
     };
     let Some(account) = account else {
@@ -375,31 +366,21 @@ async fn change_password(
     };
     let scopes = Scopes::new(&account.username, address);
     let now = now_ms();
-    if let Some(seconds) = throttle
-        .retry_after(database, &scopes, now)
-        .await
-        .map_err(AppError::database)?
-    {
+    if let Some(seconds) = throttle.retry_after(database, &scopes, now).await? {
         let message = format!("Too many failed attempts. Try again in {seconds} seconds.");
-        let page = signed_in_page(
+        let page = render(
             "account_password",
             &session,
             &csrf,
             json!({ "error": message }),
         )
         .await?;
-        return Ok(Either::Right(TooManyAttempts {
-            page,
-            retry_after: Header::new("Retry-After", seconds.to_string()),
-        }));
+        return Ok(Either::Right(TooManyAttempts::after(seconds, page)));
     }
     let current = form.current_password.unwrap_or_default().to_owned();
     let problem =
         if verify_off_thread(current, Some(account.password_hash.clone())).await? == Verified::No {
-            throttle
-                .record_failure(database, &scopes, now)
-                .await
-                .map_err(AppError::database)?;
+            throttle.record_failure(database, &scopes, now).await?;
             Some((
                 Status::Unauthorized,
                 "Your current password is not right.".to_owned(),
@@ -411,14 +392,12 @@ async fn change_password(
         };
     if let Some((status, message)) = problem {
         let context = json!({ "error": message });
-        let page = signed_in_page("account_password", &session, &csrf, context).await?;
+        let page = render("account_password", &session, &csrf, context).await?;
         return Ok(Either::Left(Either::Right((status, page))));
     }
     let new_password = form.new_password.unwrap_or_default();
     let hash = hash_off_thread(new_password.to_owned()).await?;
-    accounts::set_password_hash(database, account.id, &hash)
-        .await
-        .map_err(AppError::database)?;
+    accounts::set_password_hash(database, account.id, &hash).await?;
     let ended = session.bump_auth_epoch().await?;
     let message = format!(
         "Password changed. {ended} other {} signed out.",
@@ -479,15 +458,6 @@ async fn form_page(
         json!({ "error": error, "username": username }),
     )
     .await
-}
-
-async fn signed_in_page(
-    template: &'static str,
-    session: &Session<'_>,
-    csrf: &CsrfToken<'_>,
-    extra: Value,
-) -> Result<Page, AppError> {
-    render(template, session, csrf, extra).await
 }
 
 /// A Unix-millisecond time as `{"date": "2026-11-30", "time": "21:04 UTC"}`.

@@ -316,11 +316,10 @@ async fn run_round(
     round: &Round,
     outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
-    if !round.creates.is_empty() {
-        create_many(connection, batch, &round.creates, outcomes).await?;
-    }
-    if !round.user_creates.is_empty() {
-        create_signed_in_many(connection, batch, &round.user_creates, outcomes).await?;
+    for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
+        if !creates.is_empty() {
+            create_many(connection, batch, creates, with_user, outcomes).await?;
+        }
     }
     if !round.saves.is_empty() {
         save_many(connection, batch, &round.saves, outcomes).await?;
@@ -341,44 +340,32 @@ fn in_id_order(batch: &[Write], indices: &[usize]) -> Vec<usize> {
     indices
 }
 
+/// Inserts the sessions of `indices`; `with_user` adds the user columns (anonymous sessions
+/// leave them null, through the shorter statement).
 async fn create_many(
     connection: &mut PgConnection,
     batch: &[Write],
     indices: &[usize],
+    with_user: bool,
     outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
-    let indices = in_id_order(batch, indices);
-    let mut columns = Columns::default();
-    for &i in &indices {
-        if let Write::Create { id, record } = &batch[i] {
-            columns.push(
-                id,
-                Some(encode_data(&record.data)?),
-                [record.version, record.created_at, record.expires_at],
-            );
-        }
-    }
     // `do nothing` on a taken ID: it is reported by its absence from `returning`.
-    let query = sqlx::query(
-        r#"
+    const ANONYMOUS: &str = "
         insert into sessions (id_hash, data, version, created_at, expires_at)
         select * from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
         on conflict (id_hash) do nothing
-        returning id_hash
-        "#,
-    );
-    let created = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
-    mark(batch, &indices, &created, outcomes);
-    Ok(())
-}
-
-/// [`create_many`] for sessions created signed in, with their user columns.
-async fn create_signed_in_many(
-    connection: &mut PgConnection,
-    batch: &[Write],
-    indices: &[usize],
-    outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+        returning id_hash";
+    const SIGNED_IN: &str = "
+        insert into sessions (id_hash, data, version, created_at, expires_at, last_seen,
+            user_id, handle, signed_in_at, user_agent, address)
+        select id_hash, data, version, created_at, expires_at, created_at,
+            user_id, handle, signed_in_at, user_agent, address
+        from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
+            $6::text[], $7::bytea[], $8::int8[], $9::text[], $10::text[])
+            as v (id_hash, data, version, created_at, expires_at,
+                user_id, handle, signed_in_at, user_agent, address)
+        on conflict (id_hash) do nothing
+        returning id_hash";
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
     let mut users = UserArrays::default();
@@ -389,24 +376,16 @@ async fn create_signed_in_many(
                 Some(encode_data(&record.data)?),
                 [record.version, record.created_at, record.expires_at],
             );
-            users.push(&UserColumns::of(record));
+            if with_user {
+                users.push(&UserColumns::of(record));
+            }
         }
     }
-    let query = sqlx::query(
-        r#"
-        insert into sessions (id_hash, data, version, created_at, expires_at, last_seen,
-            user_id, handle, signed_in_at, user_agent, address)
-        select id_hash, data, version, created_at, expires_at, created_at,
-            user_id, handle, signed_in_at, user_agent, address
-        from unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
-            $6::text[], $7::bytea[], $8::int8[], $9::text[], $10::text[])
-            as v (id_hash, data, version, created_at, expires_at,
-                user_id, handle, signed_in_at, user_agent, address)
-        on conflict (id_hash) do nothing
-        returning id_hash
-        "#,
-    );
-    let query = users.bind(columns.bind(query));
+    let query = if with_user {
+        users.bind(columns.bind(sqlx::query(SIGNED_IN)))
+    } else {
+        columns.bind(sqlx::query(ANONYMOUS))
+    };
     let created = returned_ids(query.fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &created, outcomes);
     Ok(())
