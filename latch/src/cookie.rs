@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rocket::figment::Figment;
-use rocket::http::private::cookie::{CookieJar as RawJar, Key};
+use rocket::http::private::cookie::{CookieJar as RawJar, Expiration, Key};
 use rocket::http::{Cookie, CookieJar, SameSite};
 
 use super::ConfigError;
@@ -106,10 +106,14 @@ pub(crate) fn seal(
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure);
-    if let Some(max_age) = max_age {
-        let (max_age, expires) = lifetime(time::OffsetDateTime::now_utc(), max_age);
-        cookie = cookie.max_age(max_age).expires(expires);
-    }
+    cookie = match max_age {
+        Some(max_age) => {
+            let (max_age, expires) = lifetime(time::OffsetDateTime::now_utc(), max_age);
+            cookie.max_age(max_age).expires(expires)
+        }
+        // Said outright: Rocket gives a private cookie without an expiry one of a week.
+        None => cookie.expires(Expiration::Session),
+    };
     cookies.add_private(cookie);
 }
 

@@ -27,8 +27,9 @@ const DERIVATION_CONTEXT: &[u8] = b"latch csrf token v1\0";
 /// a fixed context): nothing is stored or sent besides the page, it cannot be turned back into
 /// the ID, and it changes when the ID rotates at login. A visitor without a session (a login
 /// form) gets a random token kept in a private cookie of its own (`csrf_cookie_name`:
-/// encrypted and authenticated with the `secret_key`, `HttpOnly`, `SameSite=Lax`), created the
-/// first time a form asks for it. Either way another site can neither read nor set the token,
+/// encrypted and authenticated with the `secret_key`, `HttpOnly`, `SameSite=Lax`, for the
+/// browser session), created the first time a form asks for it; once the visitor has a
+/// session, only the session's token is accepted. Either way another site can neither read nor set the token,
 /// so a forged form cannot carry it, and showing a form stores nothing on the server.
 pub struct CsrfToken<'r> {
     session: Session<'r>,
@@ -64,23 +65,26 @@ impl CsrfToken<'_> {
         token
     }
 
-    /// Checks a submitted token against this browser's (the session's or the cookie's), in
-    /// constant time.
+    /// Checks a submitted token against this browser's, in constant time: the session's token
+    /// when the request has a session, and only then the cookie token. A cookie token is for
+    /// visitors without a session; accepting it beside a session would let anyone who can
+    /// plant cookies on the browser (a sibling subdomain, say) pair the victim's session with
+    /// a cookie and token of their own.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Csrf`] (403) when it is missing or matches neither.
+    /// [`SessionError::Csrf`] (403) when it is missing or does not match.
     pub fn verify(&self, submitted: Option<&str>) -> Result<(), SessionError> {
         let Some(submitted) = submitted else {
             return Err(SessionError::Csrf);
         };
-        let matches = |expected: &str| bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()));
-        let by_session = self.for_session().is_some_and(|token| matches(&token));
-        let by_cookie = self.cookie_token().is_some_and(|token| matches(&token));
-        if by_session || by_cookie {
-            Ok(())
-        } else {
-            Err(SessionError::Csrf)
+        let expected = match self.for_session() {
+            Some(token) => Some(token),
+            None => self.cookie_token(),
+        };
+        match expected {
+            Some(token) if bool::from(submitted.as_bytes().ct_eq(token.as_bytes())) => Ok(()),
+            _ => Err(SessionError::Csrf),
         }
     }
 

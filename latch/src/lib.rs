@@ -203,7 +203,9 @@
 //! - **CSRF**: the guards refuse any state-changing request (not GET, HEAD, OPTIONS or TRACE)
 //!   whose `Origin` names another host or port, or whose `Sec-Fetch-Site` is `cross-site` or
 //!   `same-site` (403). Forms carry a [`CsrfToken`]: derived from the session ID when there is a
-//!   session, else kept in a private cookie of its own, and compared in constant time.
+//!   session, else kept in a private cookie of its own (for the browser session), and compared
+//!   in constant time. Once a request has a session only the derived token passes, so a cookie
+//!   token planted beside a victim's session cookie is refused.
 //! - **Caching**: every response that used the guards carries `Cache-Control: no-store` and
 //!   `Vary: Cookie`.
 //! - **Key rotation**: put the old key in `previous_secret_keys` and the new one in `secret_key`.

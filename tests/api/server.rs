@@ -63,6 +63,11 @@ impl Server {
         self.wait_until_listening();
     }
 
+    /// The process id, to read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -155,21 +160,19 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Logs out the session in `session` (a raw `session` cookie) on the server at `base` as a
-/// browser does: the confirmation page gives it a CSRF cookie and token, and the form posts them.
+/// browser does: the confirmation page, shown to that session, carries its CSRF token, and the
+/// form posts it back.
 pub async fn logout(http: &reqwest::Client, base: &str, session: &str) -> (u16, String) {
     let page = http
         .get(format!("{base}/logout"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
         .send()
         .await
         .expect("GET /logout");
-    let csrf = cookie_named(&page, crate::helpers::CSRF_COOKIE).expect("a CSRF cookie");
     let token = crate::helpers::csrf_token_in(&page.text().await.expect("the page"));
     let response = http
         .post(format!("{base}/logout"))
-        .header(
-            reqwest::header::COOKIE,
-            format!("{COOKIE}={session}; {}={csrf}", crate::helpers::CSRF_COOKIE),
-        )
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
