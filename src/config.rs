@@ -7,9 +7,9 @@ use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::value::Dict;
 use rocket::figment::{Figment, Profile};
 
-use latch::ConfigError;
+use latch::{ConfigError, check_range};
 
-use crate::accounts::ThrottleConfig;
+use crate::accounts::AccountsConfig;
 
 /// Rocket's own top-level keys: with latch's ([`latch::Config::KEYS`]), anything else is a typo.
 const ROCKET_KEYS: &[&str] = &[
@@ -32,7 +32,13 @@ const ROCKET_KEYS: &[&str] = &[
     "config",
 ];
 
-/// Reads and checks every setting the app uses: latch's, after refusing any top-level key that
+/// The most async worker threads accepted: each is an OS thread started at launch.
+const MAX_WORKERS: usize = 1024;
+/// The most blocking threads accepted (Rocket's default is 512; they start only when needed).
+const MAX_BLOCKING: usize = 100_000;
+
+/// Reads and checks every setting the app uses: Rocket's own that could crash it or that this
+/// binary cannot honour, the accounts step's, and latch's, after refusing any top-level key that
 /// neither Rocket nor latch reads.
 ///
 /// # Errors
@@ -45,7 +51,7 @@ pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
     let known = |key: &str| {
         ROCKET_KEYS.contains(&key)
             || latch::Config::KEYS.contains(&key)
-            || key == ThrottleConfig::KEY
+            || key == AccountsConfig::KEY
     };
     if let Some(unknown) = keys.keys().find(|key| !known(key)) {
         return Err(ConfigError::new(
@@ -53,8 +59,36 @@ pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
             "is not a setting latch or Rocket knows (see the README's configuration table)",
         ));
     }
-    ThrottleConfig::from_figment(figment)?;
+    rocket_config(figment)?;
+    AccountsConfig::from_figment(figment)?;
     latch::Config::from_figment(figment)
+}
+
+/// Rocket's settings from `figment`, checked where a bad value would otherwise panic at launch
+/// (`workers`, `max_blocking`) or be silently ignored (`tls`, which this binary cannot serve).
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the key.
+pub fn rocket_config(figment: &Figment) -> Result<rocket::Config, ConfigError> {
+    if figment.contains("tls") {
+        return Err(ConfigError::new(
+            "tls",
+            "this binary is built without TLS and would serve plain HTTP: remove `tls` and \
+             terminate HTTPS at a reverse proxy (see the README's deployment notes)",
+        ));
+    }
+    let config =
+        rocket::Config::try_from(figment).map_err(|error| ConfigError::from_figment(&error))?;
+    check_range("workers", config.workers, 1, MAX_WORKERS, " threads")?;
+    check_range(
+        "max_blocking",
+        config.max_blocking,
+        1,
+        MAX_BLOCKING,
+        " threads",
+    )?;
+    Ok(config)
 }
 
 /// Rocket's usual figment (defaults, `Rocket.toml`, `ROCKET_*`, `ROCKET_PROFILE`) with three changes:
@@ -83,19 +117,38 @@ pub fn figment() -> Figment {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    /// Rocket's defaults, as [`figment`] starts from.
+    fn defaults() -> Figment {
+        Figment::from(rocket::Config::default())
+    }
 
     #[test]
     fn the_defaults_load() {
-        let config = load(&Figment::new()).expect("valid");
+        let config = load(&defaults()).expect("valid");
         assert_eq!(config.database, latch::DatabaseConfig::default());
         assert_eq!(config.session, latch::SessionConfig::default());
     }
 
     #[test]
+    fn settings_that_would_crash_rocket_or_that_it_cannot_honour_are_refused() {
+        for (key, value) in [
+            ("workers", json!(0)),
+            ("max_blocking", json!(0)),
+            ("workers", json!(100_000)),
+            ("tls", json!({ "certs": "a.pem", "key": "a.key" })),
+        ] {
+            let error = load(&defaults().merge((key, value))).expect_err(key);
+            assert_eq!(error.key, key);
+        }
+    }
+
+    #[test]
     fn an_unknown_top_level_key_is_refused() {
-        let error =
-            load(&Figment::new().merge(("databse_url", "sqlite://x.db"))).expect_err("a typo");
+        let error = load(&defaults().merge(("databse_url", "sqlite://x.db"))).expect_err("a typo");
         assert_eq!(error.key, "databse_url");
     }
 }

@@ -29,9 +29,21 @@ pub enum AppError {
     InvalidName(#[from] NameError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// Every password-hashing slot stayed busy: the client should retry shortly.
+    #[error("The server is busy checking other passwords. Please try again in a moment.")]
+    Busy,
     /// A failure of ours that is not the session layer's (logged, never shown).
     #[error("{0}")]
     Internal(String),
+}
+
+/// The seconds a [`AppError::Busy`] answer asks the client to wait.
+const BUSY_RETRY_AFTER: &str = "1";
+
+impl From<crate::accounts::password::Busy> for AppError {
+    fn from(_: crate::accounts::password::Busy) -> Self {
+        Self::Busy
+    }
 }
 
 impl AppError {
@@ -42,6 +54,7 @@ impl AppError {
             Self::UnsupportedMediaType => Status::UnsupportedMediaType,
             Self::InvalidName(_) => Status::UnprocessableEntity,
             Self::Session(error) => error.status(),
+            Self::Busy => Status::ServiceUnavailable,
             Self::Internal(_) => Status::InternalServerError,
         }
     }
@@ -50,7 +63,10 @@ impl AppError {
     /// generic message for ours (logged here with the full chain of causes).
     fn public_message(&self) -> String {
         let status = self.status();
-        if status.class().is_server_error() {
+        if let Self::Busy = self {
+            log::warn!("503: {self}");
+            self.to_string()
+        } else if status.class().is_server_error() {
             log::error!("{status}: {}", error_chain(self));
             status_message(status).to_owned()
         } else if let Self::Session(SessionError::Ended) = self {
@@ -64,7 +80,11 @@ impl AppError {
 impl<'r> Responder<'r, 'static> for AppError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let status = self.status();
-        error_page(status, &self.public_message()).respond_to(request)
+        let mut response = error_page(status, &self.public_message()).respond_to(request)?;
+        if let Self::Busy = self {
+            response.set_raw_header("Retry-After", BUSY_RETRY_AFTER);
+        }
+        Ok(response)
     }
 }
 

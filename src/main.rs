@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use latch::error_chain;
-use latch_walkthrough::ops;
+use latch_walkthrough::{launch, ops};
+use rocket::figment::Figment;
 
 /// Server-side sessions for Rocket: the walkthrough app and its operator commands.
 ///
@@ -37,16 +38,28 @@ enum SessionsCommand {
     Stats,
 }
 
-#[rocket::main]
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let figment = latch_walkthrough::figment();
+    // Built here rather than by `#[rocket::main]`, which panics on `workers = 0` before any
+    // setting could be checked.
+    let runtime = match launch::Runtime::build(&figment) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.run(run(cli.command.unwrap_or(Command::Serve), figment))
+}
+
 #[expect(
     clippy::print_stdout,
     reason = "operator commands report on standard output"
 )]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+async fn run(command: Command, figment: Figment) -> ExitCode {
     if let Command::Serve = command {
-        return match latch_walkthrough::launch::serve(latch_walkthrough::figment()).await {
+        return match launch::serve(figment).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error}");

@@ -19,6 +19,8 @@ pub enum OpsError {
     Store(#[from] SessionError),
     #[error("could not create the walkthrough's tables")]
     Tables(#[from] sqlx::migrate::MigrateError),
+    #[error("could not update the walkthrough's accounts")]
+    Accounts(#[from] sqlx::Error),
 }
 
 /// The configuration the server would use.
@@ -31,6 +33,7 @@ pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
     database.apply_schema().await?;
     crate::accounts::schema::apply(&database).await?;
+    crate::accounts::backfill(&database).await?;
     Ok(format!("migrations applied ({})", database.backend_name()))
 }
 

@@ -1,271 +1,245 @@
-//! Throttling, in the database so the limits hold across instances: failed sign-ins per username
-//! and per client address, and registrations per client address (each costs a password hash).
-//! Past a limit the request is refused (429, `Retry-After`) before any hashing, until the
-//! attempt that put the scope over its limit ages out of the window.
+//! Throttling, in the database so the limits hold across instances. An attempt that will cost a
+//! password hash first *claims* a place in each of its budgets, atomically with the count: when
+//! requests arrive together only as many claims succeed as the budget has room for, and the
+//! rest are refused (429, `Retry-After`) before any hashing. A claim stays counted unless the
+//! attempt succeeds (a wrong password, and an attempt that ends in an error, both count); a
+//! success releases it.
 
 use std::net::IpAddr;
 
-use latch::{ConfigError, Database, check_range};
-use rocket::figment::Figment;
-use serde::Deserialize;
+use latch::Database;
 
-use super::with_pool;
-
-/// The `accounts` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ThrottleConfig {
-    /// Failed sign-ins one username may have in the window.
-    pub max_failures_per_user: u32,
-    /// Failed sign-ins one client address may have in the window.
-    pub max_failures_per_address: u32,
-    /// Accounts one client address may register in the window.
-    pub max_registrations_per_address: u32,
-    /// The window, in seconds.
-    pub failure_window: u32,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        Self {
-            max_failures_per_user: 5,
-            max_failures_per_address: 20,
-            max_registrations_per_address: 10,
-            failure_window: 15 * 60,
-        }
-    }
-}
-
-impl ThrottleConfig {
-    /// The top-level key these settings live under.
-    pub const KEY: &str = "accounts";
-
-    /// Reads the `accounts` table of `figment` (all defaults when absent) and checks it.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming the key that is unknown, of the wrong type or out of range.
-    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        /// The top level, so that errors name keys by their full path (`accounts.…`).
-        #[derive(Deserialize)]
-        struct TopLevel {
-            #[serde(default)]
-            accounts: ThrottleConfig,
-        }
-        let config = figment
-            .extract::<TopLevel>()
-            .map_err(|error| ConfigError::from_figment(&error))?
-            .accounts;
-        check_range(
-            "accounts.max_failures_per_user",
-            config.max_failures_per_user,
-            1,
-            1000,
-            "",
-        )?;
-        check_range(
-            "accounts.max_failures_per_address",
-            config.max_failures_per_address,
-            1,
-            100_000,
-            "",
-        )?;
-        check_range(
-            "accounts.failure_window",
-            config.failure_window,
-            1,
-            86_400,
-            " s",
-        )?;
-        Ok(config)
-    }
-
-    fn window_ms(&self) -> i64 {
-        i64::from(self.failure_window) * 1000
-    }
-}
+use super::config::AccountsConfig;
+use super::username::Username;
 
 /// The throttle, kept in Rocket's managed state.
 #[derive(Debug, Clone, Copy)]
 pub struct Throttle {
-    config: ThrottleConfig,
+    config: AccountsConfig,
 }
 
-/// What is being throttled: a username (by its key) and the client's address.
+/// One budget an attempt draws on: a scope and how many attempts it may have in the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    scope: String,
+    limit: u32,
+}
+
+/// A claimed place in some budgets: kept (counted) unless [`Throttle::release`]d.
 #[derive(Debug)]
-pub struct Scopes {
-    user: String,
-    address: Option<String>,
+#[must_use = "a claim is counted until it is released"]
+pub struct Claim {
+    id: i64,
 }
 
-impl Scopes {
-    /// The scopes of a sign-in as `username` from `address`.
-    pub fn new(username: &str, address: Option<IpAddr>) -> Self {
-        Self {
-            user: format!("sign-in user:{}", super::username_key(username)),
-            address: address.map(|ip| format!("sign-in address:{}", ip.to_canonical())),
-        }
-    }
+/// Whether a claim was granted.
+#[derive(Debug)]
+pub enum Claimed {
+    Granted(Claim),
+    /// A budget is spent: retry after this many seconds.
+    Refused {
+        retry_after: u64,
+    },
 }
 
 impl Throttle {
-    pub fn new(config: ThrottleConfig) -> Self {
+    pub fn new(config: AccountsConfig) -> Self {
         Self { config }
     }
 
-    /// `Some(seconds to wait)` if either scope has used up its failures.
-    ///
-    /// # Errors
-    ///
-    /// The database's error.
-    pub async fn retry_after(
-        &self,
-        database: &Database,
-        scopes: &Scopes,
-        now: i64,
-    ) -> Result<Option<u64>, sqlx::Error> {
-        let mut wait = None;
-        let limits = [
-            (Some(&scopes.user), self.config.max_failures_per_user),
-            (
-                scopes.address.as_ref(),
-                self.config.max_failures_per_address,
-            ),
-        ];
-        for (scope, limit) in limits {
-            let Some(scope) = scope else { continue };
-            if let Some(seconds) = self.wait_for(database, scope, limit, now).await? {
-                wait = Some(wait.map_or(seconds, |other: u64| other.max(seconds)));
-            }
+    /// The budgets of a sign-in as `username` from `address`: that username from that network,
+    /// that network for any username, and that username from anywhere (a high ceiling).
+    /// Without a username that could exist (it broke the rules), only the network's.
+    pub fn sign_in(&self, username: Option<&Username>, address: Option<IpAddr>) -> Vec<Budget> {
+        let network = network_scope(address);
+        let mut budgets = vec![Budget {
+            scope: format!("sign-in address:{network}"),
+            limit: self.config.max_failures_per_address,
+        }];
+        if let Some(username) = username {
+            let key = username.key();
+            budgets.push(Budget {
+                scope: format!("sign-in user+address:{network} {key}"),
+                limit: self.config.max_failures_per_user_and_address,
+            });
+            budgets.push(Budget {
+                scope: format!("sign-in user:{key}"),
+                limit: self.config.max_failures_per_user,
+            });
         }
-        Ok(wait)
+        budgets
     }
 
-    /// `Some(seconds to wait)` if `address` has registered as many accounts as it may.
+    /// The budget of a registration from `address`.
+    pub fn registration(&self, address: Option<IpAddr>) -> Vec<Budget> {
+        vec![Budget {
+            scope: format!("register address:{}", network_scope(address)),
+            limit: self.config.max_registrations_per_address,
+        }]
+    }
+
+    /// The budget of a signed-in account's password checks (a password change): only its own
+    /// sessions can spend it, so strangers' failed sign-ins never block the owner's change.
+    pub fn password_change(&self, account_public_id: &str) -> Vec<Budget> {
+        vec![Budget {
+            scope: format!("password account:{account_public_id}"),
+            limit: self.config.max_failures_per_user_and_address,
+        }]
+    }
+
+    /// Claims one place in every budget, or in none if any is spent, atomically across
+    /// requests and instances: on SQLite the claim holds the database's write lock, on
+    /// Postgres a transaction-scoped advisory lock per scope. Forgets attempts older than the
+    /// window on the way.
     ///
     /// # Errors
     ///
-    /// The database's error.
-    pub async fn registration_retry_after(
+    /// The database's error (nothing was claimed).
+    pub async fn claim(
         &self,
         database: &Database,
-        address: Option<IpAddr>,
+        budgets: &[Budget],
         now: i64,
-    ) -> Result<Option<u64>, sqlx::Error> {
-        let Some(scope) = registration_scope(address) else {
-            return Ok(None);
-        };
-        let limit = self.config.max_registrations_per_address;
-        self.wait_for(database, &scope, limit, now).await
-    }
-
-    /// How long until `scope` has fewer than `limit` attempts in the window, if it has not now.
-    async fn wait_for(
-        &self,
-        database: &Database,
-        scope: &str,
-        limit: u32,
-        now: i64,
-    ) -> Result<Option<u64>, sqlx::Error> {
-        // The attempt whose ageing out brings the count under the limit: the limit-th newest.
+    ) -> Result<Claimed, sqlx::Error> {
+        // The attempt whose ageing out frees a place: the limit-th newest in the window.
         const NTH_NEWEST: &str = "
             select at from throttled_attempts
             where scope = $1 and at > $2
             order by at desc
             limit 1 offset $3";
-        let since = now - self.config.window_ms();
-        let offset = i64::from(limit) - 1;
-        let nth: Option<i64> = with_pool!(database, pool => {
-            sqlx::query_scalar(NTH_NEWEST)
-                .bind(scope)
-                .bind(since)
-                .bind(offset)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(nth.map(|at| {
-            let ms = at + self.config.window_ms() - now;
-            // Whole seconds, rounded up: never invite a retry that would still be refused.
-            u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000).max(1)
-        }))
-    }
-
-    /// Records a failed sign-in in both scopes.
-    ///
-    /// # Errors
-    ///
-    /// The database's error.
-    pub async fn record_failure(
-        &self,
-        database: &Database,
-        scopes: &Scopes,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        let scopes: Vec<&str> = std::iter::once(&scopes.user)
-            .chain(&scopes.address)
-            .map(String::as_str)
-            .collect();
-        self.record(database, &scopes, now).await
-    }
-
-    /// Records a registration from `address`.
-    ///
-    /// # Errors
-    ///
-    /// The database's error.
-    pub async fn record_registration(
-        &self,
-        database: &Database,
-        address: Option<IpAddr>,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        match registration_scope(address) {
-            Some(scope) => self.record(database, &[&scope], now).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Records an attempt in each of `scopes`, and forgets attempts older than the window.
-    async fn record(
-        &self,
-        database: &Database,
-        scopes: &[&str],
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        const INSERT: &str = "insert into throttled_attempts (scope, at) values ($1, $2)";
+        const INSERT: &str =
+            "insert into throttled_attempts (scope, at, claim) values ($1, $2, $3)";
         const FORGET: &str = "delete from throttled_attempts where at <= $1";
-        let cutoff = now - self.config.window_ms();
-        with_pool!(database, pool => {
-            let mut transaction = pool.begin().await?;
-            for scope in scopes {
-                sqlx::query(INSERT).bind(scope).bind(now).execute(&mut *transaction).await?;
+        // Scopes locked in one order everywhere, so two claims never wait on each other.
+        const LOCK_SCOPE: &str = "select pg_advisory_xact_lock($1, hashtext($2))";
+        /// Sets the throttle's advisory locks apart from any other use of them.
+        const LOCK_CLASS: i32 = 0x6c61_7463; // "latc"
+
+        let since = now - self.config.window_ms();
+        let id = claim_id();
+        let mut sorted: Vec<&Budget> = budgets.iter().collect();
+        sorted.sort_by(|a, b| a.scope.cmp(&b.scope));
+        macro_rules! claim_in {
+            ($transaction:ident) => {{
+                let mut wait: Option<i64> = None;
+                for budget in &sorted {
+                    let nth: Option<i64> = sqlx::query_scalar(NTH_NEWEST)
+                        .bind(&budget.scope)
+                        .bind(since)
+                        .bind(i64::from(budget.limit) - 1)
+                        .fetch_optional(&mut *$transaction)
+                        .await?;
+                    if let Some(at) = nth {
+                        wait = Some(wait.map_or(at, |other| other.max(at)));
+                    }
+                }
+                if let Some(at) = wait {
+                    $transaction.rollback().await?;
+                    return Ok(Claimed::Refused {
+                        retry_after: seconds_until(at + self.config.window_ms(), now),
+                    });
+                }
+                for budget in &sorted {
+                    sqlx::query(INSERT)
+                        .bind(&budget.scope)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *$transaction)
+                        .await?;
+                }
+                sqlx::query(FORGET)
+                    .bind(since)
+                    .execute(&mut *$transaction)
+                    .await?;
+                $transaction.commit().await?;
+            }};
+        }
+        match database {
+            Database::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock before the count, so no other claim can count
+                // in between (a deferred transaction would count, then fail to upgrade).
+                let mut transaction = pool.begin_with("begin immediate").await?;
+                claim_in!(transaction);
             }
-            sqlx::query(FORGET).bind(cutoff).execute(&mut *transaction).await?;
-            transaction.commit().await?;
+            Database::Postgres(pool) => {
+                let mut transaction = pool.begin().await?;
+                for budget in &sorted {
+                    sqlx::query(LOCK_SCOPE)
+                        .bind(LOCK_CLASS)
+                        .bind(&budget.scope)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                claim_in!(transaction);
+            }
+        }
+        Ok(Claimed::Granted(Claim { id }))
+    }
+
+    /// Gives a claim's places back: the attempt succeeded, or never checked a password.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    pub async fn release(&self, database: &Database, claim: Claim) -> Result<(), sqlx::Error> {
+        const RELEASE: &str = "delete from throttled_attempts where claim = $1";
+        super::with_pool!(database, pool => {
+            sqlx::query(RELEASE).bind(claim.id).execute(pool).await?;
         });
         Ok(())
     }
 
-    /// Forgets the username's failures after it signed in.
+    /// Forgets the failures of a username from one network after it signed in from there (the
+    /// owner's own typos); the network's and the username's other budgets keep theirs.
     ///
     /// # Errors
     ///
     /// The database's error.
-    pub async fn clear_user(
+    pub async fn forgive(
         &self,
         database: &Database,
-        scopes: &Scopes,
+        budgets: &[Budget],
     ) -> Result<(), sqlx::Error> {
-        const CLEAR: &str = "delete from throttled_attempts where scope = $1";
-        with_pool!(database, pool => {
-            sqlx::query(CLEAR).bind(&scopes.user).execute(pool).await?;
+        const FORGIVE: &str = "delete from throttled_attempts where scope = $1";
+        let Some(own) = budgets
+            .iter()
+            .find(|budget| budget.scope.starts_with("sign-in user+address:"))
+        else {
+            return Ok(());
+        };
+        super::with_pool!(database, pool => {
+            sqlx::query(FORGIVE).bind(&own.scope).execute(pool).await?;
         });
         Ok(())
     }
 }
 
-fn registration_scope(address: Option<IpAddr>) -> Option<String> {
-    address.map(|ip| format!("register address:{}", ip.to_canonical()))
+/// The network a throttle counts a client under: an IPv4 address by itself, an IPv6 address by
+/// its /64 (one subscriber's prefix: counting each of its 2^64 addresses apart would give one
+/// client that many budgets). An IPv4 address mapped into IPv6 counts as IPv4.
+pub fn network_scope(address: Option<IpAddr>) -> String {
+    match address.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
+/// Whole seconds from `now` until `at` (Unix ms), rounded up and at least one: never invite a
+/// retry that would still be refused.
+fn seconds_until(at: i64, now: i64) -> u64 {
+    u64::try_from((at - now).max(0))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
+}
+
+/// A random claim id: unique enough that two claims never share one.
+fn claim_id() -> i64 {
+    rand::random::<i64>()
 }
 
 #[cfg(test)]
@@ -273,18 +247,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_default_and_bad_ones_are_named_by_their_full_key() {
-        assert_eq!(
-            ThrottleConfig::from_figment(&Figment::new()).expect("defaults"),
-            ThrottleConfig::default()
+    fn ipv6_clients_count_per_64_and_ipv4_per_address() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("an address");
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff"
+            .parse()
+            .expect("an address");
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().expect("an address");
+        let v4: IpAddr = "203.0.113.9".parse().expect("an address");
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().expect("an address");
+
+        assert_eq!(network_scope(Some(one)), network_scope(Some(same_64)));
+        assert_ne!(network_scope(Some(one)), network_scope(Some(next_64)));
+        assert_eq!(network_scope(Some(one)), "2001:db8:1:2::/64");
+        assert_eq!(network_scope(Some(v4)), "203.0.113.9");
+        assert_eq!(network_scope(Some(mapped)), "203.0.113.9");
+        assert_ne!(
+            network_scope(Some(v4)),
+            network_scope(Some("203.0.113.10".parse().expect("an address")))
         );
-        let typo = Figment::new().merge(("accounts", serde_json::json!({ "max_failure": 3 })));
-        let zero = Figment::new().merge(("accounts.failure_window", 0));
+    }
 
-        let typo = ThrottleConfig::from_figment(&typo).expect_err("a typo");
-        let zero = ThrottleConfig::from_figment(&zero).expect_err("out of range");
-
-        assert_eq!(typo.key, "accounts.max_failure");
-        assert_eq!(zero.key, "accounts.failure_window");
+    #[test]
+    fn a_retry_is_never_invited_too_early() {
+        assert_eq!(seconds_until(1_000, 1_000), 1);
+        assert_eq!(seconds_until(2_001, 1_000), 2);
+        assert_eq!(seconds_until(0, 1_000), 1);
     }
 }

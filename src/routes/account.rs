@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 
 use super::keys::ACCOUNT_NAME;
 use crate::accounts::password::{self, Verified};
-use crate::accounts::throttle::Scopes;
-use crate::accounts::{self, Account, RegisterError, Throttle};
+use crate::accounts::throttle::Claimed;
+use crate::accounts::{self, Account, HashSlots, RegisterError, Throttle, Username};
 use crate::error::AppError;
 use crate::flash::{self, Kind};
-use crate::name::{MAX_NAME_CHARS, Name};
+use crate::name::MAX_NAME_CHARS;
 use crate::templates::Page;
-use latch::{Client, CsrfToken, Database, Handle, Session, SignIn, now_ms};
+use latch::{Client, CsrfToken, Database, Handle, Session, SessionError, SignIn, now_ms};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -86,9 +86,13 @@ async fn register_form(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page
     form_page("account_register", &session, &csrf, None, "").await
 }
 
-/// Creates an account and signs this session in to it. Registrations are limited per client
-/// address, as each one costs a password hash.
+/// Creates an account and signs this session in to it, or, if that cannot finish, leaves no
+/// account behind. Registrations are limited per client network, as each costs a password hash.
 #[post("/register", data = "<form>")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one request guard per thing the handler uses"
+)]
 async fn register(
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
@@ -97,76 +101,91 @@ async fn register(
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
+    hashing: &State<HashSlots>,
 ) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let typed = form.username.unwrap_or_default();
-    let now = now_ms();
-    if let Some(seconds) = throttle
-        .registration_retry_after(database, address, now)
-        .await?
-    {
-        let message =
-            format!("Too many new accounts from your network. Try again in {seconds} seconds.");
-        return Ok(Either::Right(TooManyAttempts::after(
-            seconds,
-            form_page("account_register", &session, &csrf, Some(&message), typed).await?,
-        )));
+    let password = form.password.unwrap_or_default();
+    let refuse = async |problem: String| -> Answer {
+        let page = form_page("account_register", &session, &csrf, Some(&problem), typed).await?;
+        Ok(Either::Left(Either::Right((
+            Status::UnprocessableEntity,
+            page,
+        ))))
+    };
+    let username = match Username::parse(typed) {
+        Ok(username) => username,
+        Err(error) => return refuse(format!("Invalid username: {error}.")).await,
+    };
+    if let Err(problem) = password::check(password) {
+        return refuse(problem).await;
     }
-    // Counted before the hash is made: the hash is what a flood of registrations would cost.
-    throttle.record_registration(database, address, now).await?;
-    let account = match create_account(database, typed, form.password.unwrap_or_default()).await? {
-        Ok(account) => account,
-        Err(problem) => {
-            let page =
-                form_page("account_register", &session, &csrf, Some(&problem), typed).await?;
-            return Ok(Either::Left(Either::Right((
-                Status::UnprocessableEntity,
-                page,
-            ))));
+    // Asked before the hash is spent; the insert below still decides a race.
+    if accounts::is_taken(database, &username).await? {
+        return refuse(TAKEN.into()).await;
+    }
+    let budgets = throttle.registration(address);
+    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+        Claimed::Granted(claim) => claim,
+        Claimed::Refused { retry_after } => {
+            let message = format!(
+                "Too many new accounts from your network. Try again in {retry_after} seconds."
+            );
+            let page = form_page("account_register", &session, &csrf, Some(&message), typed);
+            return Ok(Either::Right(TooManyAttempts::after(
+                retry_after,
+                page.await?,
+            )));
         }
     };
-    sign_in(&session, &account, client).await?;
+    let hashed = {
+        let password = password.to_owned();
+        hashing.run(move || password::hash(&password)).await
+    };
+    let hash = match hashed {
+        Ok(hash) => hash.map_err(|error| AppError::Internal(error.to_string()))?,
+        Err(busy) => {
+            // Nothing was hashed: the place goes back.
+            throttle.release(database, claim).await?;
+            return Err(busy.into());
+        }
+    };
+    let account = match accounts::register(database, &username, &hash, now_ms()).await {
+        Ok(account) => account,
+        Err(RegisterError::Taken) => return refuse(TAKEN.into()).await,
+        Err(RegisterError::Database(error)) => return Err(error.into()),
+    };
     let welcome = format!(
         "Welcome, {}: your account is ready and you are signed in.",
         account.username
     );
-    flash::push(&session, Kind::Success, welcome).await?;
+    if let Err(error) = sign_in(&session, &account, client, welcome).await {
+        // All or nothing: an account nobody was told about must not exist.
+        accounts::delete(database, account.id).await?;
+        return Err(error);
+    }
     Ok(Either::Left(Either::Left(Redirect::to(
         "/account/sessions",
     ))))
 }
 
-/// Checks the username and password and stores the account; `Ok(Err(sentence))` for what the
-/// person should fix.
-async fn create_account(
-    database: &Database,
-    username: &str,
-    password: &str,
-) -> Result<Result<Account, String>, AppError> {
-    let username = match Name::parse(username) {
-        Ok(name) => name.into_string(),
-        Err(error) => return Ok(Err(format!("Invalid username: {error}."))),
-    };
-    if let Err(problem) = password::check(password) {
-        return Ok(Err(problem));
-    }
-    let hash = hash_off_thread(password.to_owned()).await?;
-    match accounts::register(database, &username, &hash, now_ms()).await {
-        Ok(account) => Ok(Ok(account)),
-        Err(RegisterError::Taken) => Ok(Err("That username is taken.".into())),
-        Err(RegisterError::Database(error)) => Err(error.into()),
-    }
-}
+/// What a refused registration says when the name, or one that looks like it, is in use.
+const TAKEN: &str = "That username is taken (or looks the same as one that is).";
 
 #[get("/login")]
 async fn login_form(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, AppError> {
     form_page("account_login", &session, &csrf, None, "").await
 }
 
-/// Signs in with a username and password. A wrong password and an unknown username get the same
-/// answer after the same work; past the failure limits the answer is 429 without a check.
+/// Signs in with a username and password. The attempt claims its place in the throttle's
+/// budgets before anything else; a wrong password, an unknown username and input no account
+/// could have all get the same 401, and past a budget the answer is 429 without a check.
 #[post("/login", data = "<form>")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one request guard per thing the handler uses"
+)]
 async fn login(
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
@@ -175,42 +194,89 @@ async fn login(
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
+    hashing: &State<HashSlots>,
 ) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
-    let username = form.username.unwrap_or_default();
-    let scopes = Scopes::new(username, address);
-    let now = now_ms();
-    if let Some(seconds) = throttle.retry_after(database, &scopes, now).await? {
-        let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
-        return Ok(Either::Right(TooManyAttempts::after(
-            seconds,
-            form_page("account_login", &session, &csrf, Some(&message), username).await?,
-        )));
-    }
-    let account = accounts::find_by_username(database, username).await?;
+    let typed = form.username.unwrap_or_default();
+    let password = form.password.unwrap_or_default();
+    // Checked before any query sees them: input that breaks the registration rules names no
+    // account, and is counted against the client's network alone.
+    let username = Username::parse(typed)
+        .ok()
+        .filter(|_| password::check(password).is_ok());
+    let budgets = throttle.sign_in(username.as_ref(), address);
+    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+        Claimed::Granted(claim) => claim,
+        Claimed::Refused { retry_after } => {
+            let message = format!("Too many failed sign-ins. Try again in {retry_after} seconds.");
+            let page = form_page("account_login", &session, &csrf, Some(&message), typed);
+            return Ok(Either::Right(TooManyAttempts::after(
+                retry_after,
+                page.await?,
+            )));
+        }
+    };
+    let wrong = async || -> Answer {
+        let message = "Wrong username or password.";
+        let page = form_page("account_login", &session, &csrf, Some(message), typed).await?;
+        Ok(Either::Left(Either::Right((Status::Unauthorized, page))))
+    };
+    let Some(username) = username else {
+        return wrong().await;
+    };
+    let account = accounts::find_by_username(database, &username).await?;
     let stored = account
         .as_ref()
         .map(|account| account.password_hash.clone());
-    let verified = verify_off_thread(form.password.unwrap_or_default().to_owned(), stored).await?;
-    let Some(account) = account.filter(|_| verified != Verified::No) else {
-        throttle.record_failure(database, &scopes, now).await?;
-        let message = "Wrong username or password.";
-        let page = form_page("account_login", &session, &csrf, Some(message), username).await?;
-        return Ok(Either::Left(Either::Right((Status::Unauthorized, page))));
+    let verified = {
+        let (password, stored) = (password.to_owned(), stored.clone());
+        hashing
+            .run(move || password::verify(&password, stored.as_deref()))
+            .await
     };
-    throttle.clear_user(database, &scopes).await?;
-    if verified == Verified::YesRehash {
-        let hash = hash_off_thread(form.password.unwrap_or_default().to_owned()).await?;
-        accounts::set_password_hash(database, account.id, &hash).await?;
-    }
-    sign_in(&session, &account, client).await?;
-    flash::push(
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(busy) => {
+            throttle.release(database, claim).await?;
+            return Err(busy.into());
+        }
+    };
+    let (Some(account), Some(stored)) = (account, stored) else {
+        return wrong().await;
+    };
+    // The hash this sign-in stands on: the one checked, or its replacement if that was stored
+    // in its place. A hash that changed meanwhile (a password change) makes this a failure.
+    let current = match verified {
+        Verified::No => return wrong().await,
+        Verified::Yes => stored,
+        Verified::YesRehashed(rehashed) => {
+            if !accounts::replace_password_hash(database, account.id, &stored, &rehashed).await? {
+                return wrong().await;
+            }
+            rehashed
+        }
+    };
+    sign_in(
         &session,
-        Kind::Success,
+        &account,
+        client,
         format!("Signed in as {}.", account.username),
     )
     .await?;
+    // A password change that landed after the check but before this session existed did not
+    // end it: its hash is no longer the one checked, so sign out again. (One that lands after
+    // this read ends the session itself, as it ends every older one.)
+    if accounts::password_hash(database, account.id)
+        .await?
+        .as_deref()
+        != Some(&current)
+    {
+        sign_out_if_live(&session).await?;
+        return wrong().await;
+    }
+    throttle.release(database, claim).await?;
+    throttle.forgive(database, &budgets).await?;
     Ok(Either::Left(Either::Left(Redirect::to(
         "/account/sessions",
     ))))
@@ -335,70 +401,75 @@ async fn password_form(
     Ok(Either::Right(page))
 }
 
-/// Changes the password (the current one is needed) and signs out every other session.
+/// Changes the password (the current one is needed) and signs out every other session. Its
+/// throttle counts only this account's own failed checks here, so strangers' failed sign-ins
+/// never stand in the owner's way.
 #[post("/password", data = "<form>")]
 async fn change_password(
     form: Result<Form<PasswordChange<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
-    address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
+    hashing: &State<HashSlots>,
 ) -> Answer {
     let form = form.map_err(|errors| super::pages::form_error(&errors))?;
     csrf.verify(form.csrf_token)?;
     let Some(user) = session.user().await? else {
         return Ok(Either::Left(Either::Left(Redirect::to("/account/login"))));
     };
-    let account = user
-        .user_id
-        .parse()
-        .ok()
-        .map(|id| accounts::find_by_id(database, id));
-    let account = match account {
-        Some(found) => found.await?,
-        None => None,
-    };
-    let Some(account) = account else {
+    let Some(account) = accounts::find_by_public_id(database, &user.user_id).await? else {
         // The account is gone: nothing to change, and this session should not stay signed in.
         session.sign_out().await?;
         return Ok(Either::Left(Either::Left(Redirect::to("/account/login"))));
     };
-    let scopes = Scopes::new(&account.username, address);
-    let now = now_ms();
-    if let Some(seconds) = throttle.retry_after(database, &scopes, now).await? {
-        let message = format!("Too many failed attempts. Try again in {seconds} seconds.");
-        let page = render(
-            "account_password",
-            &session,
-            &csrf,
-            json!({ "error": message }),
-        )
-        .await?;
-        return Ok(Either::Right(TooManyAttempts::after(seconds, page)));
-    }
-    let current = form.current_password.unwrap_or_default().to_owned();
-    let problem =
-        if verify_off_thread(current, Some(account.password_hash.clone())).await? == Verified::No {
-            throttle.record_failure(database, &scopes, now).await?;
-            Some((
-                Status::Unauthorized,
-                "Your current password is not right.".to_owned(),
-            ))
-        } else {
-            password::check(form.new_password.unwrap_or_default())
-                .err()
-                .map(|problem| (Status::UnprocessableEntity, problem))
-        };
-    if let Some((status, message)) = problem {
+    let refuse = async |status: Status, message: &str| -> Answer {
         let context = json!({ "error": message });
         let page = render("account_password", &session, &csrf, context).await?;
-        return Ok(Either::Left(Either::Right((status, page))));
+        Ok(Either::Left(Either::Right((status, page))))
+    };
+    let new_password = form.new_password.unwrap_or_default().to_owned();
+    if let Err(problem) = password::check(&new_password) {
+        return refuse(Status::UnprocessableEntity, &problem).await;
     }
-    let new_password = form.new_password.unwrap_or_default();
-    let hash = hash_off_thread(new_password.to_owned()).await?;
-    accounts::set_password_hash(database, account.id, &hash).await?;
+    let budgets = throttle.password_change(account.user_id());
+    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+        Claimed::Granted(claim) => claim,
+        Claimed::Refused { retry_after } => {
+            let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");
+            let context = json!({ "error": message });
+            let page = render("account_password", &session, &csrf, context).await?;
+            return Ok(Either::Right(TooManyAttempts::after(retry_after, page)));
+        }
+    };
+    let current = form.current_password.unwrap_or_default().to_owned();
+    let stored = account.password_hash.clone();
+    // The check and the new hash in one slot.
+    let checked = hashing
+        .run(move || match password::verify(&current, Some(&stored)) {
+            Verified::No => None,
+            Verified::Yes | Verified::YesRehashed(_) => Some(password::hash(&new_password)),
+        })
+        .await;
+    let new_hash = match checked {
+        Ok(Some(hash)) => hash.map_err(|error| AppError::Internal(error.to_string()))?,
+        Ok(None) => {
+            return refuse(Status::Unauthorized, "Your current password is not right.").await;
+        }
+        Err(busy) => {
+            throttle.release(database, claim).await?;
+            return Err(busy.into());
+        }
+    };
+    // Only over the hash just checked: if it changed meanwhile, the password given is no longer
+    // the current one.
+    if !accounts::replace_password_hash(database, account.id, &account.password_hash, &new_hash)
+        .await?
+    {
+        return refuse(Status::Unauthorized, "Your current password is not right.").await;
+    }
     let ended = session.bump_auth_epoch().await?;
+    throttle.release(database, claim).await?;
     let message = format!(
         "Password changed. {ended} other {} signed out.",
         if ended == 1 {
@@ -413,14 +484,36 @@ async fn change_password(
     ))))
 }
 
-/// Signs `session` in to `account`, keeping the anonymous data, and keeps the username for the
-/// header (so showing it costs no query).
-async fn sign_in(session: &Session<'_>, account: &Account, client: Client) -> Result<(), AppError> {
+/// Signs `session` in to `account`, keeping the anonymous data, keeps the username for the
+/// header (so showing it costs no query) and leaves `welcome` as a flash message. All or
+/// nothing: if any step fails (the session's data cap, say), the session is signed out again.
+async fn sign_in(
+    session: &Session<'_>,
+    account: &Account,
+    client: Client,
+    welcome: String,
+) -> Result<(), AppError> {
     session
         .sign_in(SignIn::new(account.user_id()).client(client))
         .await?;
-    session.insert(&ACCOUNT_NAME, &account.username).await?;
+    let finished = async {
+        session.insert(&ACCOUNT_NAME, &account.username).await?;
+        flash::push(session, Kind::Success, welcome).await
+    };
+    if let Err(error) = finished.await {
+        sign_out_if_live(session).await?;
+        return Err(error.into());
+    }
     Ok(())
+}
+
+/// Signs `session` out; one that ended meanwhile (a password change elsewhere ended it) is
+/// signed out already.
+async fn sign_out_if_live(session: &Session<'_>) -> Result<(), AppError> {
+    match session.sign_out().await {
+        Ok(()) | Err(SessionError::Ended) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A page of this step with its form token, the session's token for the header, the flash
@@ -477,19 +570,4 @@ fn plural(count: usize, noun: &str) -> String {
     } else {
         format!("{noun}s")
     }
-}
-
-/// [`password::hash`], on a blocking thread: it takes tens of milliseconds of CPU.
-async fn hash_off_thread(password: String) -> Result<String, AppError> {
-    rocket::tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|error| AppError::Internal(error.to_string()))?
-        .map_err(|error| AppError::Internal(error.to_string()))
-}
-
-/// [`password::verify`], on a blocking thread.
-async fn verify_off_thread(password: String, stored: Option<String>) -> Result<Verified, AppError> {
-    rocket::tokio::task::spawn_blocking(move || password::verify(&password, stored.as_deref()))
-        .await
-        .map_err(|error| AppError::Internal(error.to_string()))
 }

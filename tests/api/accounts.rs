@@ -24,6 +24,15 @@ backend_tests!(
     a_hash_made_under_older_parameters_is_replaced_at_sign_in,
     a_configured_ip_header_names_the_client_address,
     registrations_are_limited_per_address,
+    sign_in_input_no_account_could_have_is_a_counted_401,
+    strangers_failures_leave_the_owners_sign_in_and_password_change_working,
+    ipv6_clients_share_one_budget_per_64,
+    usernames_that_look_the_same_are_one_account,
+    a_sign_in_leaves_a_current_hash_byte_for_byte_unchanged,
+    a_planted_csrf_cookie_is_refused_for_a_signed_in_session,
+    the_csrf_cookie_lasts_for_the_browser_session,
+    a_registration_that_cannot_finish_leaves_no_account,
+    every_hashing_slot_busy_is_a_503_with_retry_after,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -47,6 +56,17 @@ async fn submit<'c>(
     action: &str,
     fields: &[(&str, &str)],
 ) -> LocalResponse<'c> {
+    submit_from(client, CLIENT_ADDRESS, form_page, action, fields).await
+}
+
+/// As [`submit`], from the client address `from` (`ip:port`).
+async fn submit_from<'c>(
+    client: &'c Client,
+    from: &str,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> LocalResponse<'c> {
     let page = read(client.get(form_page.to_owned()).dispatch().await)
         .await
         .1;
@@ -56,7 +76,7 @@ async fn submit<'c>(
     for (name, value) in fields {
         body.append_pair(name, value);
     }
-    post(client, action, body.finish(), None).await
+    post_from(client, from, action, body.finish(), None).await
 }
 
 async fn post<'c>(
@@ -65,9 +85,19 @@ async fn post<'c>(
     body: String,
     extra: Option<Header<'static>>,
 ) -> LocalResponse<'c> {
+    post_from(client, CLIENT_ADDRESS, action, body, extra).await
+}
+
+async fn post_from<'c>(
+    client: &'c Client,
+    from: &str,
+    action: &str,
+    body: String,
+    extra: Option<Header<'static>>,
+) -> LocalResponse<'c> {
     let mut request = client
         .post(action.to_owned())
-        .remote(CLIENT_ADDRESS.parse().expect("an address"))
+        .remote(from.parse().expect("an address"))
         .header(ContentType::Form)
         .header(Header::new("User-Agent", "AccountsTest/1.0"))
         .body(body);
@@ -432,7 +462,7 @@ async fn usernames_are_unique_whatever_their_case_and_passwords_have_rules(backe
     let bad_name = register(&app.client, "", PASSWORD).await;
 
     for (outcome, says) in [
-        (&taken, "That username is taken."),
+        (&taken, "That username is taken"),
         (&short, "at least 8 characters"),
         (&long, "at most 1024 characters"),
         (&bad_name, "Invalid username"),
@@ -543,10 +573,17 @@ async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {
     let (status, signed_in) = page(&app.client, "/session").await;
 
     assert_eq!(status, Status::Ok);
+    // The account's opaque id, never its sequential row id.
+    let public_id = app
+        .db
+        .query_text("select public_id from accounts where username = 'Ada'")
+        .await;
+    assert_eq!(public_id.len(), 22, "{public_id}");
     assert!(
-        signed_in.contains("user id <code>1</code> (Ada)"),
+        signed_in.contains(&format!("user id <code>{public_id}</code> (Ada)")),
         "{signed_in}"
     );
+    assert!(!signed_in.contains("user id <code>1</code>"), "{signed_in}");
     assert!(signed_in.contains("Last seen"), "{signed_in}");
     assert!(
         signed_in.contains("AccountsTest&#x2F;1.0, network 203.0.113.0&#x2F;24"),
@@ -652,4 +689,328 @@ async fn registrations_are_limited_per_address(backend: Backend) {
         Status::Unauthorized
     );
     assert_eq!(sign_in(&other, "Ada", PASSWORD).await.0, Status::SeeOther);
+}
+
+/// The scopes of the throttle's recorded attempts, sorted.
+async fn throttled_scopes(app: &TestApp) -> Vec<String> {
+    let concat = match app.backend {
+        Backend::Sqlite => "group_concat(scope, '|')",
+        Backend::Postgres => "string_agg(scope, '|')",
+    };
+    let all = app
+        .db
+        .query_text(&format!(
+            "select coalesce({concat}, '') from throttled_attempts"
+        ))
+        .await;
+    let mut scopes: Vec<String> = all
+        .split('|')
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect();
+    scopes.sort();
+    scopes
+}
+
+async fn sign_in_input_no_account_could_have_is_a_counted_401(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    submit(&app.client, "/account/sessions", "/account/logout", &[]).await;
+    let long_password = "x".repeat(1025);
+    let three_thousand = "a".repeat(3000);
+
+    let answers = [
+        sign_in(&app.client, "nul\0byte", PASSWORD).await,
+        sign_in(&app.client, &three_thousand, PASSWORD).await,
+        sign_in(&app.client, "", PASSWORD).await,
+        sign_in(&app.client, "Ada", &long_password).await,
+        sign_in(&app.client, "Ada", "short").await,
+    ];
+
+    for (status, body) in &answers {
+        assert_eq!(*status, Status::Unauthorized, "{body}");
+        assert!(body.contains("Wrong username or password."), "{body}");
+    }
+    // Each counted against the client's network, and none under a username.
+    let sign_ins: Vec<String> = throttled_scopes(&app)
+        .await
+        .into_iter()
+        .filter(|scope| scope.starts_with("sign-in"))
+        .collect();
+    assert_eq!(sign_ins, vec!["sign-in address:203.0.113.9".to_owned(); 5]);
+}
+
+async fn strangers_failures_leave_the_owners_sign_in_and_password_change_working(backend: Backend) {
+    const STRANGER: &str = "198.51.100.66:4000";
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let owner = app.second_instance().await;
+    register(&owner, "Ada", PASSWORD).await;
+    let stranger = &app.client;
+
+    let mut refused = 0;
+    for _ in 0..8 {
+        let answer = submit_from(
+            stranger,
+            STRANGER,
+            "/account/login",
+            "/account/login",
+            &[("username", "ada"), ("password", "a wrong guess")],
+        )
+        .await;
+        refused += usize::from(answer.status() == Status::TooManyRequests);
+    }
+    let change = submit(
+        &owner,
+        "/account/password",
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a new password"),
+        ],
+    )
+    .await
+    .status();
+    submit(&owner, "/account/sessions", "/account/logout", &[]).await;
+    let owner_signs_in = sign_in(&owner, "Ada", "a new password").await.0;
+
+    assert_eq!(refused, 3, "the stranger is held to five guesses");
+    assert_eq!(change, Status::SeeOther, "the owner's change goes through");
+    assert_eq!(owner_signs_in, Status::SeeOther, "from the owner's network");
+}
+
+async fn ipv6_clients_share_one_budget_per_64(backend: Backend) {
+    let settings = [("accounts", json!({ "max_failures_per_address": 2 }))];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    let attempt = |from: &'static str, username: &'static str| {
+        let client = &app.client;
+        async move {
+            submit_from(
+                client,
+                from,
+                "/account/login",
+                "/account/login",
+                &[("username", username), ("password", "a wrong guess")],
+            )
+            .await
+            .status()
+        }
+    };
+
+    let first = attempt("[2001:db8:1:2::1]:4000", "a").await;
+    let second = attempt("[2001:db8:1:2:ffff::9]:4000", "b").await;
+    let same_64 = attempt("[2001:db8:1:2:abcd::3]:4000", "c").await;
+    let next_64 = attempt("[2001:db8:1:3::1]:4000", "d").await;
+
+    assert_eq!(
+        [first, second, same_64, next_64],
+        [
+            Status::Unauthorized,
+            Status::Unauthorized,
+            Status::TooManyRequests,
+            Status::Unauthorized
+        ]
+    );
+}
+
+async fn usernames_that_look_the_same_are_one_account(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let other = app.second_instance().await;
+    for name in ["Jos\u{e9}", "ada", "paypal"] {
+        assert_eq!(register(&other, name, PASSWORD).await.0, Status::SeeOther);
+        submit(&other, "/account/sessions", "/account/logout", &[]).await;
+    }
+
+    for look_alike in [
+        "Jose\u{301}",
+        "\u{ff41}\u{ff44}\u{ff41}",
+        "p\u{430}ypal",
+        "PayPal",
+    ] {
+        let (status, body) = register(&app.client, look_alike, PASSWORD).await;
+        assert_eq!(
+            status,
+            Status::UnprocessableEntity,
+            "{look_alike:?}: {body}"
+        );
+        assert!(body.contains("taken"), "{body}");
+    }
+    let accounts = app
+        .db
+        .query_text("select cast(count(*) as text) from accounts")
+        .await;
+    assert_eq!(accounts, "3");
+    // The decomposed and fullwidth forms sign in to the accounts they look like.
+    assert_eq!(
+        sign_in(&app.client, "Jose\u{301}", PASSWORD).await.0,
+        Status::SeeOther
+    );
+    assert_eq!(
+        signed_in_as(&app.client).await.as_deref(),
+        Some("Jos\u{e9}")
+    );
+    assert_eq!(
+        sign_in(&app.client, "\u{ff41}\u{ff44}\u{ff41}", PASSWORD)
+            .await
+            .0,
+        Status::SeeOther
+    );
+}
+
+async fn a_sign_in_leaves_a_current_hash_byte_for_byte_unchanged(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    let before = app
+        .db
+        .query_text("select password_hash from accounts")
+        .await;
+
+    submit(&app.client, "/account/sessions", "/account/logout", &[]).await;
+    assert_eq!(
+        sign_in(&app.client, "Ada", PASSWORD).await.0,
+        Status::SeeOther
+    );
+
+    let after = app
+        .db
+        .query_text("select password_hash from accounts")
+        .await;
+    assert_eq!(after, before);
+}
+
+async fn a_planted_csrf_cookie_is_refused_for_a_signed_in_session(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    let other_device = app.second_instance().await;
+    sign_in(&other_device, "Ada", PASSWORD).await;
+    // The attacker's own cookieless visit mints a CSRF cookie and its token...
+    let attacker = app.second_instance().await;
+    let token = csrf_token_in(&page(&attacker, "/account/login").await.1);
+    let planted = attacker
+        .cookies()
+        .get(crate::helpers::CSRF_COOKIE)
+        .expect("a CSRF cookie")
+        .value()
+        .to_owned();
+    let session = app.raw_cookie().expect("the victim's session cookie");
+    let devices = device_handles(&app.client).await;
+    assert!(!devices.is_empty(), "the other device is listed");
+
+    // ...which, planted beside the victim's session cookie, must not pass for it.
+    let forged = app
+        .client
+        .post("/account/sessions/revoke-others")
+        .remote(CLIENT_ADDRESS.parse().expect("an address"))
+        .cookie(rocket::http::Cookie::new(crate::helpers::COOKIE, session))
+        .cookie(rocket::http::Cookie::new(
+            crate::helpers::CSRF_COOKIE,
+            planted,
+        ))
+        .header(ContentType::Form)
+        .body(format!("csrf_token={token}"))
+        .dispatch()
+        .await
+        .status();
+
+    assert_eq!(forged, Status::Forbidden);
+    assert_eq!(
+        device_handles(&app.client).await,
+        devices,
+        "the other device is still signed in"
+    );
+}
+
+async fn the_csrf_cookie_lasts_for_the_browser_session(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+
+    let response = app.client.get("/account/login").dispatch().await;
+
+    let csrf: Vec<&str> = response
+        .headers()
+        .get("Set-Cookie")
+        .filter(|cookie| cookie.starts_with("csrf="))
+        .collect();
+    assert_eq!(csrf.len(), 1, "{csrf:?}");
+    let attributes = csrf[0].to_ascii_lowercase();
+    assert!(
+        !attributes.contains("expires") && !attributes.contains("max-age"),
+        "{attributes}"
+    );
+}
+
+async fn a_registration_that_cannot_finish_leaves_no_account(backend: Backend) {
+    // Too small for the session a new account signs in with (its name and welcome message).
+    let settings = [("session.max_data_bytes", json!(64))];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+
+    let (status, body) = register(&app.client, "Ada", PASSWORD).await;
+
+    assert_eq!(status, Status::PayloadTooLarge, "{body}");
+    let accounts = app
+        .db
+        .query_text("select cast(count(*) as text) from accounts")
+        .await;
+    assert_eq!(accounts, "0");
+    assert_eq!(signed_in_as(&app.client).await, None);
+    assert!(
+        app.rows().await.iter().all(|row| row.user_id.is_none()),
+        "no session is signed in"
+    );
+}
+
+async fn every_hashing_slot_busy_is_a_503_with_retry_after(backend: Backend) {
+    let settings = [(
+        "accounts",
+        json!({ "max_concurrent_hashes": 1, "hash_wait_ms": 0, "max_failures_per_address": 100 }),
+    )];
+    let Some(app) = app(backend, &settings).await else {
+        return;
+    };
+    let token = csrf_token_in(&page(&app.client, "/account/login").await.1);
+    let client = &app.client;
+    let attempts = (0..8).map(|i| {
+        let body = format!("csrf_token={token}&username=nobody{i}&password=whatever1");
+        async move {
+            let response = post(client, "/account/login", body, None).await;
+            let retry_after = response.headers().get_one("Retry-After").map(str::to_owned);
+            (response.status(), retry_after)
+        }
+    });
+
+    let answers = futures::future::join_all(attempts).await;
+
+    let busy: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == Status::ServiceUnavailable)
+        .collect();
+    assert!(!busy.is_empty(), "{answers:?}");
+    assert!(busy.iter().all(|(_, retry)| retry.is_some()), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| [Status::Unauthorized, Status::ServiceUnavailable].contains(status)),
+        "{answers:?}"
+    );
+    // A request turned away checked nothing, so it gave its place back.
+    let counted = throttled_scopes(&app).await.len();
+    let unauthorized = answers
+        .iter()
+        .filter(|(status, _)| *status == Status::Unauthorized)
+        .count();
+    assert_eq!(counted, unauthorized * 3, "{answers:?}");
 }

@@ -49,7 +49,7 @@ async fn migrate_applies_the_migrations_and_exits_zero(backend: Backend) {
     assert!(stdout(&stats).contains("live sessions:     0"), "{stats:?}");
     assert_eq!(
         app_migrations(backend, db.url()).await,
-        1,
+        2,
         "the app's own tables too"
     );
 }

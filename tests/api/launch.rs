@@ -234,6 +234,25 @@ fn bad_settings_are_refused_with_one_line_naming_the_key() {
             &["database_max_connections"],
         ),
         ("ROCKET_DATABASE_TIMEOUT", "0", &["database_timeout"]),
+        // Tokio panics on zero threads of either kind.
+        ("ROCKET_WORKERS", "0", &["workers"]),
+        ("ROCKET_MAX_BLOCKING", "0", &["max_blocking"]),
+        // This binary has no TLS: it would serve plain HTTP without a word.
+        (
+            "ROCKET_TLS",
+            "{certs=\"cert.pem\",key=\"key.pem\"}",
+            &["tls", "without TLS"],
+        ),
+        (
+            "ROCKET_ACCOUNTS",
+            "{max_registrations_per_address=0}",
+            &["accounts.max_registrations_per_address"],
+        ),
+        (
+            "ROCKET_ACCOUNTS",
+            "{max_concurrent_hashes=0}",
+            &["accounts.max_concurrent_hashes"],
+        ),
         ("ROCKET_DATABSE_URL", "x", &["databse_url"]),
         (
             "DATABASE_URL",
@@ -286,13 +305,17 @@ fn a_port_in_use_is_refused_naming_the_port() {
 
 #[test]
 fn an_operator_command_with_a_bad_setting_is_refused_the_same_way() {
-    let scratch = Scratch::new();
-    let mut command = scratch.latch();
-    command
-        .args(["sessions", "stats"])
-        .env("ROCKET_SESSION", "{idle_timeout=0}");
+    for (variable, value, says) in [
+        ("ROCKET_SESSION", "{idle_timeout=0}", "session.idle_timeout"),
+        ("ROCKET_WORKERS", "0", "workers"),
+        ("ROCKET_MAX_BLOCKING", "0", "max_blocking"),
+    ] {
+        let scratch = Scratch::new();
+        let mut command = scratch.latch();
+        command.args(["sessions", "stats"]).env(variable, value);
 
-    assert_refused(command, &["session.idle_timeout"]);
+        assert_refused(command, &[says]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod api;
+mod attacks;
 mod browser;
 mod cli;
 mod cluster;
