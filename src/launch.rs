@@ -135,8 +135,8 @@ async fn wait_for_connections(rocket: &Arc<Rocket<Orbit>>, patience: Duration) {
     match Arc::strong_count(rocket) - 1 {
         0 => log::info!("shutdown complete: every connection has closed"),
         open => log::warn!(
-            "shutdown: {open} connection task(s) still open after the grace period were cut; \
-             none had been answered"
+            "shutdown: {open} connection task(s) still open after the grace period were cut \
+             (every write answered before them is committed)"
         ),
     }
 }
