@@ -121,10 +121,6 @@ async fn register(
     if let Err(problem) = password::check(password) {
         return refuse(problem).await;
     }
-    // Asked before the hash is spent; the insert below still decides a race.
-    if accounts::is_taken(database, &username).await? {
-        return refuse(TAKEN.into()).await;
-    }
     let budgets = throttle.registration(address);
     let claim = match throttle.claim(database, &budgets, now_ms()).await? {
         Claimed::Granted(claim) => claim,
@@ -139,6 +135,11 @@ async fn register(
             )));
         }
     };
+    // Asked before the hash is spent (the insert below still decides a race), and counted:
+    // uncounted, it would answer "is this username taken?" without limit.
+    if accounts::is_taken(database, &username).await? {
+        return refuse(TAKEN.into()).await;
+    }
     let hashed = {
         let password = password.to_owned();
         hashing.run(move || password::hash(&password)).await

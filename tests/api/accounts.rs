@@ -971,6 +971,11 @@ async fn a_registration_that_cannot_finish_leaves_no_account(backend: Backend) {
         app.rows().await.iter().all(|row| row.user_id.is_none()),
         "no session is signed in"
     );
+    // The hash it spent still counts against the network's budget.
+    assert_eq!(
+        throttled_scopes(&app).await,
+        vec!["register address:203.0.113.9".to_owned()]
+    );
 }
 
 async fn every_hashing_slot_busy_is_a_503_with_retry_after(backend: Backend) {
