@@ -3,7 +3,7 @@
 # with wrk (32 connections, 10 s after a 3 s warm-up):
 #   W0 ceiling    GET /login: the same server on a page that reads and writes no session row
 #                 (since the hardening it seals a CSRF cookie for each cookieless client)
-#   W1 read       GET /user with one of 1,000 session cookies, rotating
+#   W1 read       GET /user with one of SESSIONS (1,000) session cookies, rotating
 #   W2 write      GET / (page-view counter) with rotating cookies
 #   W3 create     GET /user/x without a cookie: one new session per request
 #   W4 anonymous  GET /user without a cookie
@@ -17,6 +17,14 @@
 # default postgres://postgres@127.0.0.1:5432/postgres), PURGE_RUN (60: seconds of W1 around the
 # purge pass), SERVER_ENV (one extra VAR=value for the server, e.g.
 # SERVER_ENV='ROCKET_SESSION={postgres_cache=true}'). Needs wrk, python3, psql.
+#
+# Peers: APPS names the servers measured, in order (default `latch`). `APPS="latch
+# tower-sessions ceiling"` measures beside latch the peers in bench/peers/ (built here): the
+# same routes on axum + tower-sessions with its sqlx store, and on Rocket with the data in a
+# private cookie and no store at all (the ceiling; it has no database, so it runs once per
+# round). ROUNDS (1) repeats the whole run, rotating the order of the apps each round, and the
+# summary at the end gives each workload's median req/s over the rounds and latch's ratios.
+# SESSIONS (1000) is how many sessions are created before the cookie workloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +38,27 @@ PORT=${PORT:-8190}
 PURGE_BATCH=${PURGE_BATCH:-1000}
 BASE="http://127.0.0.1:$PORT"
 
+APPS=${APPS:-latch}
+ROUNDS=${ROUNDS:-1}
+SESSIONS=${SESSIONS:-1000}
+PEERS_TARGET=target/peers
+
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet
+for app in $APPS; do
+  case $app in
+    latch) ;;
+    tower-sessions | ceiling)
+      CARGO_TARGET_DIR=$PEERS_TARGET cargo build --release --quiet --locked \
+        --manifest-path "bench/peers/$app/Cargo.toml" ;;
+    *) echo "unknown app in APPS: $app (latch, tower-sessions, ceiling)" >&2; exit 1 ;;
+  esac
+done
 # Dirty pages left by the build (or by seeding) would be flushed by the first fsync of a measured
 # run, which then waits for all of them: write them out first.
 sync
-BIN=target/release/latch
+LATCH_BIN=target/release/latch
+BIN=$LATCH_BIN
 WORK=$(mktemp -d)
 SERVER_PID=
 DATABASES=()
@@ -96,8 +119,22 @@ PY
 
 rps_of() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['requests'] / (d['duration_us'] / 1e6))" "$1"; }
 
-bench_backend() { # sqlite|postgres
-  local backend=$1 url
+binary_of() { # app
+  case $1 in
+    latch) echo "$LATCH_BIN" ;;
+    *) echo "$PEERS_TARGET/release/peer-$1" ;;
+  esac
+}
+
+# record ROUND BACKEND APP WORKLOAD JSON: one line of the summary's input.
+record() {
+  python3 -c "import json,sys; d=json.loads(sys.argv[5]); print(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], d['requests'] / (d['duration_us'] / 1e6), d['p99_us'] / 1000)" \
+    "$@" >>"$WORK/results"
+}
+
+bench_backend() { # sqlite|postgres [app] [round]
+  local backend=$1 app=${2:-latch} round=${3:-1} url
+  BIN=$(binary_of "$app")
   if [ "$backend" = sqlite ]; then
     url="sqlite://$WORK/latch.db"
   else
@@ -107,10 +144,14 @@ bench_backend() { # sqlite|postgres
     url="${PGURL%/*}/$name"
   fi
   start_server "$url"
-  python3 bench/db.py cookies "$BASE" 1000 "$WORK/cookies"
+  python3 bench/db.py cookies "$BASE" "$SESSIONS" "$WORK/cookies"
+  # The ceiling keeps no rows to count.
+  local counts=yes
+  [ "$app" = ceiling ] && counts=
 
   echo
-  echo "### $backend"
+  if [ "$app" = latch ]; then echo "### $backend"; else echo "### $backend: $app"; fi
+  [ "$ROUNDS" -gt 1 ] && echo "(round $round of $ROUNDS)"
   echo
   echo "| workload | req/s | × W0 | p50 ms | p99 ms | errors | peak RSS MiB | notes |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
@@ -118,30 +159,80 @@ bench_backend() { # sqlite|postgres
   w0=$(wrk_json /login)
   local w0_rps; w0_rps=$(rps_of "$w0")
   row "W0 ceiling (GET /login)" "$w0" "" ""
+  record "$round" "$backend" "$app" W0 "$w0"
 
   # Anonymous before the writes, so the database's own clean-up after W3 cannot weigh on it.
   w4=$(wrk_json /user)
   row "W4 anonymous (GET /user, no cookie)" "$w4" "$w0_rps" ""
+  record "$round" "$backend" "$app" W4 "$w4"
 
-  python3 bench/db.py snapshot "$url" >"$WORK/before.json"
+  [ -n "$counts" ] && python3 bench/db.py snapshot "$url" >"$WORK/before.json"
   w1=$(wrk_json /user "$WORK/cookies")
-  python3 bench/db.py snapshot "$url" >"$WORK/after.json"
-  written=$(python3 bench/db.py diff "$WORK/before.json" "$WORK/after.json")
-  row "W1 read (GET /user, 1,000 cookies)" "$w1" "$w0_rps" "rows written: $written"
+  written=n/a
+  if [ -n "$counts" ]; then
+    python3 bench/db.py snapshot "$url" >"$WORK/after.json"
+    written=$(python3 bench/db.py diff "$WORK/before.json" "$WORK/after.json")
+  fi
+  row "W1 read (GET /user, $SESSIONS cookies)" "$w1" "$w0_rps" "rows written: $written"
+  record "$round" "$backend" "$app" W1 "$w1"
 
   w2=$(wrk_json / "$WORK/cookies")
-  row "W2 write (GET /, 1,000 cookies)" "$w2" "$w0_rps" ""
+  row "W2 write (GET /, $SESSIONS cookies)" "$w2" "$w0_rps" ""
+  record "$round" "$backend" "$app" W2 "$w2"
 
-  rows_before=$(python3 bench/db.py count "$url")
   # Only the measured run is counted: the warm-up creates sessions too.
   sync
   COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE/user/x" >/dev/null
-  rows_before=$(python3 bench/db.py count "$url")
+  rows_before=0
+  [ -n "$counts" ] && rows_before=$(python3 bench/db.py count "$url")
   w3=$(COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE/user/x" | sed -n 's/^JSON //p')
-  rows_after=$(python3 bench/db.py count "$url")
   answered=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['requests'] - d['non_2xx_3xx'])" "$w3")
-  row "W3 create (GET /user/x, no cookie)" "$w3" "$w0_rps" "answered $answered, rows created $((rows_after - rows_before))"
+  local created=n/a
+  if [ -n "$counts" ]; then
+    rows_after=$(python3 bench/db.py count "$url")
+    created=$((rows_after - rows_before))
+  fi
+  row "W3 create (GET /user/x, no cookie)" "$w3" "$w0_rps" "answered $answered, rows created $created"
+  record "$round" "$backend" "$app" W3 "$w3"
   stop_server
+}
+
+# The medians over the rounds, side by side, with latch's ratios to each other app.
+summary() {
+  [ -s "$WORK/results" ] || return 0
+  python3 - "$WORK/results" "$APPS" <<'PY'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    _, backend, app, workload, rps, p99 = line.split()
+    runs[backend, app, workload].append((float(rps), float(p99)))
+apps = sys.argv[2].split()
+others = [app for app in apps if app != "latch"]
+ceiling = [key for key in runs if key[1] == "ceiling"]
+for backend in ("sqlite", "postgres"):
+    present = [app for app in apps if any(k[0] == backend and k[1] == app for k in runs)]
+    if "latch" not in present:
+        continue
+    def median(app, workload):
+        # The ceiling has no database: it ran once a round, under the first backend.
+        keys = [k for k in runs if k[1] == app and k[2] == workload and (k[0] == backend or app == "ceiling")]
+        values = [v for k in keys for v in runs[k]]
+        return (statistics.median(v[0] for v in values), max(v[1] for v in values)) if values else None
+    shown = [app for app in apps if app == "latch" or median(app, "W1")]
+    print(f"\n### summary: {backend}, median req/s over the rounds (max p99 ms)\n")
+    print("| workload | " + " | ".join(shown) + " | " + " | ".join(f"latch ÷ {a}" for a in shown if a != "latch") + " |")
+    print("| --- |" + " ---: |" * (2 * len(shown) - 1))
+    for workload in ("W0", "W1", "W2", "W3", "W4"):
+        cells, ratios = [], []
+        latch = median("latch", workload)
+        for app in shown:
+            m = median(app, workload)
+            cells.append(f"{m[0]:,.0f} ({m[1]:.1f})" if m else "–")
+            if app != "latch":
+                ratios.append(f"{latch[0] / m[0]:.2f}" if m and latch else "–")
+        print(f"| {workload} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+PY
 }
 
 bench_purge() { # sqlite|postgres
@@ -193,11 +284,27 @@ PY
 }
 
 echo "## $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t2 -c$CONNECTIONS, ${DURATION}s after ${WARMUP}s warm-up"
-for backend in sqlite postgres; do
-  if [ "$which_backends" = all ] || [ "$which_backends" = "$backend" ]; then
-    if [ "$with_purge" != purge-only ]; then bench_backend "$backend"; fi
-    if [ "$with_purge" = purge ] || [ "$with_purge" = purge-only ]; then
-      bench_purge "$backend"
+read -r -a apps <<<"$APPS"
+for round in $(seq 1 "$ROUNDS"); do
+  # Each round starts one app further along, so no app always runs first or last.
+  shift_by=$(( (round - 1) % ${#apps[@]} ))
+  order=("${apps[@]:shift_by}" "${apps[@]:0:shift_by}")
+  ceiling_done=
+  for backend in sqlite postgres; do
+    if [ "$which_backends" = all ] || [ "$which_backends" = "$backend" ]; then
+      if [ "$with_purge" != purge-only ]; then
+        for app in "${order[@]}"; do
+          if [ "$app" = ceiling ]; then
+            [ -n "$ceiling_done" ] && continue
+            ceiling_done=yes
+          fi
+          bench_backend "$backend" "$app" "$round"
+        done
+      fi
+      if [ "$round" = 1 ] && { [ "$with_purge" = purge ] || [ "$with_purge" = purge-only ]; }; then
+        BIN=$LATCH_BIN bench_purge "$backend"
+      fi
     fi
-  fi
+  done
 done
+[ "$APPS" = latch ] && [ "$ROUNDS" = 1 ] || summary
