@@ -59,7 +59,7 @@ impl Throttle {
         if let Some(username) = username {
             let key = username.key();
             budgets.push(Budget {
-                scope: format!("sign-in user+address:{network} {key}"),
+                scope: user_and_network_scope(username, &network),
                 limit: self.config.max_failures_per_user_and_address,
             });
             budgets.push(Budget {
@@ -198,20 +198,21 @@ impl Throttle {
     pub async fn forgive(
         &self,
         database: &Database,
-        budgets: &[Budget],
+        username: &Username,
+        address: Option<IpAddr>,
     ) -> Result<(), sqlx::Error> {
         const FORGIVE: &str = "delete from throttled_attempts where scope = $1";
-        let Some(own) = budgets
-            .iter()
-            .find(|budget| budget.scope.starts_with("sign-in user+address:"))
-        else {
-            return Ok(());
-        };
+        let scope = user_and_network_scope(username, &network_scope(address));
         super::with_pool!(database, pool => {
-            sqlx::query(FORGIVE).bind(&own.scope).execute(pool).await?;
+            sqlx::query(FORGIVE).bind(&scope).execute(pool).await?;
         });
         Ok(())
     }
+}
+
+/// The scope of one username's failed sign-ins from one network.
+fn user_and_network_scope(username: &Username, network: &str) -> String {
+    format!("sign-in user+address:{network} {}", username.key())
 }
 
 /// The network a throttle counts a client under: an IPv4 address by itself, an IPv6 address by

@@ -277,7 +277,7 @@ async fn login(
         return wrong().await;
     }
     throttle.release(database, claim).await?;
-    throttle.forgive(database, &budgets).await?;
+    throttle.forgive(database, &username, address).await?;
     Ok(Either::Left(Either::Left(Redirect::to(
         "/account/sessions",
     ))))

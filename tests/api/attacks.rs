@@ -201,6 +201,11 @@ async fn registered(server: &Server, username: &str) -> Browser {
     owner
 }
 
+/// The binary on `db` with these `accounts` settings (Rocket's inline table form).
+fn start_with_accounts(db: &TestDb, accounts: &str) -> Server {
+    Server::start(db.url(), &[("ROCKET_ACCOUNTS", accounts)])
+}
+
 async fn count(db: &TestDb, sql: &str) -> i64 {
     db.query_text(&format!("select cast(({sql}) as text)"))
         .await
@@ -328,12 +333,9 @@ async fn a_flood_of_sign_ins_keeps_memory_bounded_and_answers_only_401_429_or_50
         return;
     };
     // A per-address budget large enough that the flood reaches the hashing.
-    let server = Server::start(
-        db.url(),
-        &[(
-            "ROCKET_ACCOUNTS",
-            "{max_failures_per_address=100000,max_concurrent_hashes=2}",
-        )],
+    let server = start_with_accounts(
+        &db,
+        "{max_failures_per_address=100000,max_concurrent_hashes=2}",
     );
     // One sign-in first, so the idle figure includes what any first request allocates.
     let warm_up = Browser::new()
@@ -379,13 +381,10 @@ async fn a_password_change_raced_by_sign_ins_with_the_old_password_leaves_it_dea
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let server = Server::start(
-        db.url(),
-        &[(
-            "ROCKET_ACCOUNTS",
-            "{max_failures_per_user_and_address=100000,max_failures_per_address=100000,\
+    let server = start_with_accounts(
+        &db,
+        "{max_failures_per_user_and_address=100000,max_failures_per_address=100000,\
              max_failures_per_user=100000,hash_wait_ms=20000}",
-        )],
     );
     let owner = registered(&server, "ada").await;
     let server = Arc::new(server);
@@ -402,9 +401,13 @@ async fn a_password_change_raced_by_sign_ins_with_the_old_password_leaves_it_dea
                 Arc::clone(&barrier),
             );
             tokio::spawn(async move {
+                // Signed in with the old password before the change starts, so every racer
+                // has a session the change must end, however the loop below is timed.
                 let browser = Browser::new();
+                let first = browser.sign_in(&server, "ada", PASSWORD).await;
+                assert_eq!(first.status, 303, "{first:?}");
+                let mut signed_in = 1;
                 barrier.wait().await;
-                let mut signed_in = 0;
                 loop {
                     let last_round = changed.load(std::sync::atomic::Ordering::SeqCst);
                     let answer = browser.sign_in(&server, "ada", PASSWORD).await;
