@@ -10,6 +10,7 @@
                                   saw that (nothing if SECONDS passed first)
   db.py seed-expired DATABASE_URL N   insert N already-expired sessions
 """
+import concurrent.futures
 import http.client
 import json
 import sqlite3
@@ -32,17 +33,26 @@ def query(url, sql):
     return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
-def cookies(base, n, path):
+def cookies(base, n, path, connections=16):
+    """Creates the sessions over `connections` keep-alive connections at once: 100,000 of them
+    one at a time would take longer than the touch interval, and W1 would measure touches."""
     host = urllib.parse.urlparse(base)
-    conn = http.client.HTTPConnection(host.hostname, host.port)
-    values = []
-    for i in range(n):
-        conn.request("GET", f"/user/bench{i}")
-        response = conn.getresponse()
-        response.read()
-        header = response.getheader("Set-Cookie") or ""
-        value = header.split(";", 1)[0].split("=", 1)[1]
-        values.append(value)
+    values = [None] * n
+
+    def create(start):
+        conn = http.client.HTTPConnection(host.hostname, host.port)
+        for i in range(start, n, connections):
+            conn.request("GET", f"/user/bench{i}")
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"GET /user/bench{i}: {response.status}")
+            header = response.getheader("Set-Cookie") or ""
+            values[i] = header.split(";", 1)[0].split("=", 1)[1]
+
+    with concurrent.futures.ThreadPoolExecutor(connections) as pool:
+        for done in [pool.submit(create, start) for start in range(connections)]:
+            done.result()
     with open(path, "w") as f:
         f.write("\n".join(values) + "\n")
 

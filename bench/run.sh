@@ -33,6 +33,7 @@ with_purge=${2:-}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${PORT:-8190}
 PURGE_BATCH=${PURGE_BATCH:-1000}
@@ -98,8 +99,8 @@ peak_rss_mib() {
 wrk_json() {
   local path=$1 cookies=${2:-}
   sync
-  COOKIES=$cookies wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE$path" >/dev/null
-  COOKIES=$cookies wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE$path" \
+  COOKIES=$cookies wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE$path" >/dev/null
+  COOKIES=$cookies wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE$path" \
     | sed -n 's/^JSON //p'
 }
 
@@ -182,10 +183,10 @@ bench_backend() { # sqlite|postgres [app] [round]
 
   # Only the measured run is counted: the warm-up creates sessions too.
   sync
-  COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE/user/x" >/dev/null
+  COOKIES= wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$BASE/user/x" >/dev/null
   rows_before=0
   [ -n "$counts" ] && rows_before=$(python3 bench/db.py count "$url")
-  w3=$(COOKIES= wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE/user/x" | sed -n 's/^JSON //p')
+  w3=$(COOKIES= wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s bench/wrk.lua "$BASE/user/x" | sed -n 's/^JSON //p')
   answered=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['requests'] - d['non_2xx_3xx'])" "$w3")
   local created=n/a
   if [ -n "$counts" ]; then
@@ -260,7 +261,7 @@ bench_purge() { # sqlite|postgres
   python3 bench/db.py cookies "$BASE" 1000 "$WORK/cookies"
   local before; before=$(wrk_json /user "$WORK/cookies")
   sleep "$(python3 -c "import time; print(max(0, $first - 1 - time.time()))")"
-  COOKIES="$WORK/cookies" wrk -t2 -c"$CONNECTIONS" -d"${PURGE_RUN:-60}s" -s bench/wrk.lua \
+  COOKIES="$WORK/cookies" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${PURGE_RUN:-60}s" -s bench/wrk.lua \
     "$BASE/user" | sed -n 's/^JSON //p' >"$WORK/during.json" &
   local wrk_pid=$! last
   last=$(python3 bench/db.py wait-purged "$url" 240)
@@ -283,7 +284,7 @@ PY
   stop_server
 }
 
-echo "## $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t2 -c$CONNECTIONS, ${DURATION}s after ${WARMUP}s warm-up"
+echo "## $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s after ${WARMUP}s warm-up"
 read -r -a apps <<<"$APPS"
 for round in $(seq 1 "$ROUNDS"); do
   # Each round starts one app further along, so no app always runs first or last.

@@ -137,8 +137,11 @@ pub struct SessionConfig {
     pub purge_interval: u64,
     /// Rows deleted per statement by the purge, so a large backlog never locks the table for long.
     pub purge_batch_size: u32,
-    /// Sessions kept in memory so reads skip the database (0 turns the cache off). On SQLite
-    /// this process must be the file's only writer; on Postgres see `postgres_cache`.
+    /// Sessions kept in memory so reads skip the database (0 turns the cache off); the least
+    /// used make room. A session with more than 256 bytes of data counts once more for every
+    /// further 256, so this bounds memory: about 200 bytes per ordinary session, 20 MiB at the
+    /// default. On SQLite this process must be the file's only writer; on Postgres see
+    /// `postgres_cache`.
     pub cache_capacity: usize,
     /// Cache on Postgres too. Other instances announce their changes (LISTEN/NOTIFY), and a
     /// cache hit first waits until every change committed before it has arrived (one shared
@@ -163,7 +166,7 @@ impl Default for SessionConfig {
             touch_interval: None,
             purge_interval: 60,
             purge_batch_size: 1000,
-            cache_capacity: 10_000,
+            cache_capacity: 100_000,
             postgres_cache: true,
             cookie_secure: false,
             max_data_bytes: 16 * 1024,

@@ -143,6 +143,7 @@ contract!(
     delete_removes_and_repeats_harmlessly,
     delete_expired_takes_only_expired_rows_in_batches,
     concurrent_writes_to_many_sessions_all_land,
+    loads_released_at_once_each_get_their_own_answer,
     a_session_created_signed_in_loads_with_its_user,
     sign_in_moves_the_session_to_its_user,
     sign_in_without_a_session_creates_one,
@@ -302,15 +303,21 @@ mod checks {
         let stored = record("Ada", 0, deadline);
         store.create(&id, &stored).await.expect("create");
 
-        store
-            .touch(&id, deadline + 30 * SECOND, NOW)
-            .await
-            .expect("touch");
+        assert!(
+            store
+                .touch(&id, deadline + 30 * SECOND, NOW)
+                .await
+                .expect("touch"),
+            "a later deadline moves"
+        );
         let touched = store.load(&id, NOW).await.expect("load").expect("live");
         assert_eq!(touched.expires_at, deadline + 30 * SECOND);
         assert_eq!((touched.data, touched.version), (stored.data, 0));
 
-        store.touch(&id, deadline, NOW).await.expect("touch");
+        assert!(
+            !store.touch(&id, deadline, NOW).await.expect("touch"),
+            "an earlier deadline does not move"
+        );
         let after = store.load(&id, NOW).await.expect("load").expect("live");
         assert_eq!(after.expires_at, deadline + 30 * SECOND, "moved back");
 
@@ -322,10 +329,13 @@ mod checks {
                 .expect("save")
         );
         store.delete(&id).await.expect("delete");
-        store
-            .touch(&id, deadline + 90 * SECOND, NOW)
-            .await
-            .expect("touch");
+        assert!(
+            !store
+                .touch(&id, deadline + 90 * SECOND, NOW)
+                .await
+                .expect("touch"),
+            "an ended session's deadline does not move"
+        );
         assert_eq!(store.load(&id, NOW).await.expect("load"), None);
     }
 
@@ -464,6 +474,53 @@ mod checks {
                 (loaded.version, loaded.data),
                 (1, data(json!({ "name": name })))
             );
+        }
+    }
+
+    /// Hundreds of loads at once, as a batching store serves them (many per query, of every
+    /// batch size up to its limit): live, expired and unknown IDs, some asked for twice.
+    pub async fn loads_released_at_once_each_get_their_own_answer(store: Arc<dyn SessionStore>) {
+        let live: Vec<_> = (0..150).map(|i| (new_id(), format!("user{i}"))).collect();
+        let expired = new_id();
+        for (id, name) in &live {
+            assert!(
+                store
+                    .create(id, &record(name, 0, NOW + 60 * SECOND))
+                    .await
+                    .expect("create")
+            );
+        }
+        assert!(
+            store
+                .create(&expired, &record("gone", 0, NOW - SECOND))
+                .await
+                .expect("create")
+        );
+
+        // (id, expected name): every live one twice, the expired one and unknown ones in between.
+        let mut asks: Vec<(IdHash, Option<String>)> = Vec::new();
+        for (i, (id, name)) in live.iter().chain(live.iter()).enumerate() {
+            asks.push((*id, Some(name.clone())));
+            if i % 7 == 0 {
+                asks.push((new_id(), None));
+                asks.push((expired, None));
+            }
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(asks.len()));
+        let tasks: Vec<_> = asks
+            .into_iter()
+            .map(|(id, expected)| {
+                let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let loaded = store.load(&id, NOW).await.expect("load");
+                    (loaded.map(|r| r.data), expected)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (loaded, expected) = task.await.expect("a reader");
+            assert_eq!(loaded, expected.map(|name| data(json!({ "name": name }))));
         }
     }
 
@@ -663,10 +720,12 @@ mod checks {
             ..ada_record
         };
         assert!(!store.save(&ada, &late, NOW).await.expect("save"));
-        store
-            .touch(&ada, NOW + 90 * SECOND, NOW)
-            .await
-            .expect("touch");
+        assert!(
+            !store
+                .touch(&ada, NOW + 90 * SECOND, NOW)
+                .await
+                .expect("touch")
+        );
         assert_eq!(store.load(&ada, NOW).await.expect("load"), None);
     }
 

@@ -199,6 +199,9 @@ fn is_current(parsed: &PasswordHash) -> bool {
 /// Slow, as [`hash`] is: call it off the async threads, once at start.
 pub fn prepare() {
     LazyLock::force(&UNKNOWN_USER);
+    // A server that nobody signs in to need not hold 19 MiB from start: the first sign-in on
+    // this thread takes the memory again, and keeps it from then on.
+    MEMORY.with_borrow_mut(|memory| *memory = Vec::new());
 }
 
 /// A hash of a random secret, made once, for [`verify`] to spend the same time on an unknown

@@ -163,7 +163,7 @@ impl SessionStore for Unheard {
         }
         Ok(saved)
     }
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
         self.inner.touch(id, expires_at, now).await
     }
     async fn rekey(

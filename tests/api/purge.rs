@@ -115,8 +115,8 @@ impl SessionStore for FlakyStore {
     async fn save(&self, _: &IdHash, _: &Record, _: i64) -> Result<bool, SessionError> {
         Ok(false)
     }
-    async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
-        Ok(())
+    async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<bool, SessionError> {
+        Ok(false)
     }
     async fn rekey(
         &self,

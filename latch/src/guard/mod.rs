@@ -175,7 +175,9 @@ async fn load(
     if deadline - record.expires_at >= manager.config.touch_interval_ms() {
         // The read still succeeds if the touch fails: the session just keeps its old deadline.
         match manager.store.touch(&hash, deadline, now).await {
-            Ok(()) => {
+            // Not moved: the session ended just now, or a request beside this one moved it.
+            Ok(false) => {}
+            Ok(true) => {
                 record.expires_at = deadline;
                 set_cookie(manager, cookies, &id, deadline, now);
                 resealed = true;

@@ -190,13 +190,13 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         self.writes.submit(write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
             now,
         };
-        self.writes.submit(write).await.map(drop)
+        self.writes.submit(write).await
     }
 
     async fn rekey(
@@ -537,13 +537,18 @@ mod tests {
             write_one(self, write).await
         }
 
-        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+        async fn touch(
+            &self,
+            id: &IdHash,
+            expires_at: i64,
+            now: i64,
+        ) -> Result<bool, SessionError> {
             let write = Write::Touch {
                 id: *id,
                 expires_at,
                 now,
             };
-            write_one(self, write).await.map(drop)
+            write_one(self, write).await
         }
 
         async fn rekey(

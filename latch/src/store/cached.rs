@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use tokio::sync::{mpsc, oneshot};
@@ -34,7 +35,7 @@ const STRIPES: usize = 1024;
 /// answering, the lease runs out (or is revoked) and reads go to the database.
 pub struct CachedStore<S> {
     inner: S,
-    cache: Cache<IdHash, Compact>,
+    cache: Cache<IdHash, Compact, Slots>,
     writes: Box<[Mutex<u64>]>,
     /// Until when (Unix ms) the cache may serve reads: `i64::MAX` for a sole writer, a lease the
     /// change listener renews otherwise, 0 while it cannot hear changes.
@@ -44,8 +45,9 @@ pub struct CachedStore<S> {
 }
 
 impl<S: SessionStore> CachedStore<S> {
-    /// Caches up to `capacity` sessions (least recently used ones make room), for a store this
-    /// process is the only writer of.
+    /// Caches up to `capacity` sessions (the least used make room), for a store this process is
+    /// the only writer of. A session whose data takes more than 256 bytes counts as one more
+    /// for every further 256, so `capacity` bounds the cache's memory, not only its length.
     pub fn new(inner: S, capacity: usize) -> Self {
         let store = Self::distrusted(inner, capacity);
         store.trusted_until.store(i64::MAX, Ordering::SeqCst);
@@ -57,7 +59,7 @@ impl<S: SessionStore> CachedStore<S> {
     pub(crate) fn distrusted(inner: S, capacity: usize) -> Self {
         Self {
             inner,
-            cache: Cache::new(capacity),
+            cache: Cache::with_weighter(capacity, capacity as u64, Slots),
             writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             trusted_until: AtomicI64::new(0),
             barrier: None,
@@ -178,6 +180,27 @@ impl<S: SessionStore> CachedStore<S> {
     }
 }
 
+/// What one slot of the cache holds: a session whose data (as JSON) and client details take up
+/// to this many bytes. A larger session takes one slot more for every further `SLOT_BYTES`, so
+/// `cache_capacity` bounds the cache's memory (about 200 bytes of bookkeeping per session, plus
+/// its data), not only its number of sessions.
+const SLOT_BYTES: usize = 256;
+
+/// Weighs each cached session in slots (see [`SLOT_BYTES`]).
+#[derive(Debug, Clone, Copy)]
+struct Slots;
+
+impl Weighter<IdHash, Compact> for Slots {
+    fn weight(&self, _: &IdHash, cached: &Compact) -> u64 {
+        let user = cached.user.as_deref().map_or(0, |user| {
+            user.user_id.len()
+                + user.client.user_agent.as_ref().map_or(0, String::len)
+                + user.client.address.as_ref().map_or(0, String::len)
+        });
+        1 + ((cached.data.len() + user) / SLOT_BYTES) as u64
+    }
+}
+
 /// A cached session, kept small: the data as its JSON text (a few dozen bytes), not as a map
 /// (whose tree nodes cost hundreds), and decoded on the way out.
 #[derive(Clone)]
@@ -268,11 +291,23 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         saved
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
-        // Touches are rare (once per touch interval); the next read simply reloads.
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
         let ticket = self.start_write(id);
         let touched = self.inner.touch(id, expires_at, now).await;
-        self.finish_write(id, ticket, None);
+        let counter = self.counter(id);
+        // A moved deadline is all that changed: the cached copy stays, with the new deadline, so
+        // the session's next read is still a hit. Anything else (the session ended, another
+        // write overtook this one, the database failed) forgets it.
+        let refreshed = matches!(touched, Ok(true))
+            && *counter == ticket
+            && self.is_trusted()
+            && self.cache.peek(id).is_some_and(|mut cached| {
+                cached.expires_at = cached.expires_at.max(expires_at);
+                self.cache.replace(*id, cached, true).is_ok()
+            });
+        if !refreshed {
+            self.cache.remove(id);
+        }
         touched
     }
 
@@ -430,8 +465,20 @@ mod tests {
                 _ => Ok(false),
             }
         }
-        async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<(), SessionError> {
-            Ok(())
+        async fn touch(
+            &self,
+            id: &IdHash,
+            expires_at: i64,
+            now: i64,
+        ) -> Result<bool, SessionError> {
+            let mut rows = self.rows();
+            match rows.get_mut(id) {
+                Some(row) if row.expires_at > now && row.expires_at < expires_at => {
+                    row.expires_at = expires_at;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
         }
         async fn rekey(
             &self,
@@ -689,5 +736,114 @@ mod tests {
         let loaded = store.load(&id, 10).await.expect("load");
 
         assert_eq!(loaded, Some(record(2, 1000, "new")));
+    }
+    #[tokio::test]
+    async fn a_touched_session_stays_cached_with_its_new_deadline() {
+        let store = CachedStore::new(MemoryStore::default(), 100);
+        let id = SessionId::generate().hash();
+        assert!(
+            store
+                .create(&id, &record(0, 1000, "a"))
+                .await
+                .expect("create")
+        );
+
+        assert!(store.touch(&id, 5000, 10).await.expect("touch"));
+        let loaded = store.load(&id, 2000).await.expect("load");
+
+        assert_eq!(
+            loaded,
+            Some(record(0, 5000, "a")),
+            "live past the old deadline"
+        );
+        assert_eq!(store.inner.loads.load(Ordering::SeqCst), 0, "still a hit");
+    }
+
+    #[tokio::test]
+    async fn a_touch_that_moved_nothing_forgets_the_cached_copy() {
+        let store = CachedStore::new(MemoryStore::default(), 100);
+        let id = SessionId::generate().hash();
+        assert!(
+            store
+                .create(&id, &record(0, 1000, "a"))
+                .await
+                .expect("create")
+        );
+        // Ended behind the cache's back (as the purge or another instance may end it).
+        store.inner.rows().remove(&id);
+
+        assert!(!store.touch(&id, 5000, 10).await.expect("touch"));
+
+        assert_eq!(store.load(&id, 2000).await.expect("load"), None);
+        assert_eq!(
+            store.load(&id, 10).await.expect("load"),
+            None,
+            "not served stale"
+        );
+        assert_eq!(store.inner.loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn large_sessions_take_more_room_and_evicted_ones_read_back_from_the_store() {
+        let capacity = 64;
+        let store = CachedStore::new(MemoryStore::default(), capacity);
+        let big = "x".repeat(4 * SLOT_BYTES);
+        let ids: Vec<IdHash> = (0..capacity)
+            .map(|_| SessionId::generate().hash())
+            .collect();
+        for id in &ids {
+            assert!(
+                store
+                    .create(id, &record(0, 1000, &big))
+                    .await
+                    .expect("create")
+            );
+        }
+
+        // Each weighs five slots, so the cache holds about a fifth of them.
+        let cached = ids
+            .iter()
+            .filter(|id| store.cache.peek(*id).is_some())
+            .count();
+        assert!(cached <= capacity / 5 + 1, "{cached} of {capacity} cached");
+        assert!(store.cache.weight() <= capacity as u64);
+
+        for id in &ids {
+            let loaded = store.load(id, 10).await.expect("load");
+            assert_eq!(loaded, Some(record(0, 1000, &big)));
+        }
+        assert!(store.inner.loads.load(Ordering::SeqCst) >= capacity - cached);
+    }
+
+    #[tokio::test]
+    async fn a_write_to_an_evicted_session_is_seen_by_the_next_read() {
+        let store = CachedStore::new(MemoryStore::default(), 8);
+        let first = SessionId::generate().hash();
+        assert!(
+            store
+                .create(&first, &record(0, 1000, "a"))
+                .await
+                .expect("create")
+        );
+        for _ in 0..64 {
+            let other = SessionId::generate().hash();
+            assert!(
+                store
+                    .create(&other, &record(0, 1000, "b"))
+                    .await
+                    .expect("create")
+            );
+        }
+        assert!(
+            store
+                .save(&first, &record(1, 1000, "c"), 10)
+                .await
+                .expect("save")
+        );
+
+        assert_eq!(
+            store.load(&first, 10).await.expect("load"),
+            Some(record(1, 1000, "c"))
+        );
     }
 }

@@ -97,9 +97,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// session is live; `Ok(false)` if another write got there first or the session ended.
     async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError>;
 
-    /// Moves a live session's deadline forward to `expires_at` (never back). Data and version are
-    /// untouched, so a touch never conflicts with a data write.
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError>;
+    /// Moves a live session's deadline forward to `expires_at` (never back), and says whether it
+    /// moved (`false`: the session ended, or its deadline was already as late). Data and version
+    /// are untouched, so a touch never conflicts with a data write.
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError>;
 
     /// Moves a live session to a new ID and replaces its data and deadline with `record`'s, in
     /// one statement, if its stored version is still `record.version - 1`: the old ID stops
@@ -248,6 +249,34 @@ impl TryFrom<StoredRow> for Record {
             user,
         })
     }
+}
+
+/// A row of a batched load, with the ID hash it is filed under.
+#[derive(sqlx::FromRow)]
+struct FoundRow {
+    id_hash: Vec<u8>,
+    #[sqlx(flatten)]
+    row: StoredRow,
+}
+
+/// The answer to each load of `batch`, in order, from the rows one query found for all of them
+/// (read at the earliest `now` of the batch).
+fn found_in_order(
+    batch: &[(IdHash, i64)],
+    rows: Vec<FoundRow>,
+) -> Result<Vec<Option<Record>>, SessionError> {
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for FoundRow { id_hash, row } in rows {
+        let Ok(hash) = <[u8; 32]>::try_from(id_hash) else {
+            continue;
+        };
+        found.insert(IdHash(hash), Record::try_from(row)?);
+    }
+    // Each load asked at its own `now`: a row that expired in between is not returned to it.
+    Ok(batch
+        .iter()
+        .map(|(id, now)| found.get(id).filter(|r| r.expires_at > *now).cloned())
+        .collect())
 }
 
 /// A signed-in session's user columns as bound to SQL: all null for an anonymous one.

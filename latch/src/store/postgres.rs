@@ -6,7 +6,6 @@
 //! every load waiting goes out as one query and every write waiting as one transaction (one
 //! commit, one WAL flush). Each caller hears back after its batch finished.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use tokio::sync::Mutex;
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
 use super::users::postgres as users;
 use super::{
-    Batched, CachedStore, Record, Rekeyed, SessionStore, StoredRow, UserColumns, cached,
-    encode_data, listen,
+    Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, UserColumns, cached,
+    encode_data, found_in_order, listen,
 };
 use crate::user::{Device, Revoke};
 use crate::{IdHash, SessionError, SetupError, schema};
@@ -121,13 +120,13 @@ impl SessionStore for PostgresStore {
         write_one(self, write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<(), SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
             now,
         };
-        write_one(self, write).await.map(drop)
+        write_one(self, write).await
     }
 
     async fn rekey(
@@ -254,14 +253,7 @@ async fn load_many(
 ) -> Result<Vec<Option<Record>>, SessionError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
     let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
-    /// A row and the ID hash it is filed under.
-    #[derive(sqlx::FromRow)]
-    struct Found {
-        id_hash: Vec<u8>,
-        #[sqlx(flatten)]
-        row: StoredRow,
-    }
-    let rows: Vec<Found> = sqlx::query_as(
+    let rows: Vec<FoundRow> = sqlx::query_as(
         "select id_hash, data, version, created_at, expires_at,
             user_id, handle, signed_in_at, user_agent, address
          from sessions
@@ -271,18 +263,7 @@ async fn load_many(
     .bind(earliest)
     .fetch_all(connection)
     .await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for Found { id_hash, row } in rows {
-        let Ok(hash) = <[u8; 32]>::try_from(id_hash) else {
-            continue;
-        };
-        found.insert(IdHash(hash), Record::try_from(row)?);
-    }
-    // Each load asked at its own `now`: a row that expired in between is not returned to it.
-    Ok(batch
-        .iter()
-        .map(|(id, now)| found.get(id).filter(|r| r.expires_at > *now).cloned())
-        .collect())
+    found_in_order(batch, rows)
 }
 
 /// Every write of `batch` in one transaction (or one statement, when that is all it takes).
