@@ -72,7 +72,7 @@ count() {
   python3 - "$name" "$json" "$file" <<'PY'
 import json, re, sys
 name, d, path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-total = next(int(m.group(1)) for line in open(path) if (m := re.match(r"(?:summary|totals): (\d+)", line)))
+total = next(int(m.group(1)) for line in open(path) if (m := re.match(r"totals: (\d+)", line)))
 errors = d["errors"] + d["non_2xx_3xx"]
 print(f"| {name} | {total / d['requests']:,.0f} | {d['requests']:,} | {errors} |")
 PY

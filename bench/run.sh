@@ -33,7 +33,7 @@ with_purge=${2:-}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${PORT:-8190}
 PURGE_BATCH=${PURGE_BATCH:-1000}
@@ -58,7 +58,7 @@ done
 # Dirty pages left by the build (or by seeding) would be flushed by the first fsync of a measured
 # run, which then waits for all of them: write them out first.
 sync
-LATCH_BIN=target/release/latch
+LATCH_BIN=${LATCH_BIN:-target/release/latch}
 BIN=$LATCH_BIN
 WORK=$(mktemp -d)
 SERVER_PID=
