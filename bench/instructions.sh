@@ -26,11 +26,20 @@ DURATION=${DURATION:-10}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${PORT:-8191}
 BASE="http://127.0.0.1:$PORT"
-for tool in valgrind callgrind_control wrk python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
-done
+# What the run needs, installed with apt-get where it is missing (as root, on Debian).
+need() { # command package
+  command -v "$1" >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq "$2"; } >/dev/null 2>&1 || true
+  fi
+  command -v "$1" >/dev/null || { echo "$1 is missing: apt-get install $2" >&2; exit 1; }
+}
+need valgrind valgrind
+need callgrind_control valgrind
+need wrk wrk
+need psql postgresql-client
 cargo build --release --quiet
-BIN=target/release/latch
+BIN=${LATCH_BIN:-target/release/latch}
 WORK=$(mktemp -d)
 KEY=$(openssl rand -base64 32)
 SERVER_PID=

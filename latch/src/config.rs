@@ -139,7 +139,7 @@ pub struct SessionConfig {
     pub purge_batch_size: u32,
     /// Sessions kept in memory so reads skip the database (0 turns the cache off); the least
     /// used make room. A session with more than 256 bytes of data counts once more for every
-    /// further 256, so this bounds memory: about 200 bytes per ordinary session, 20 MiB at the
+    /// further 256, so this bounds memory: about 180 bytes per ordinary session, 18 MiB at the
     /// default. On SQLite this process must be the file's only writer; on Postgres see
     /// `postgres_cache`.
     pub cache_capacity: usize,

@@ -115,7 +115,7 @@
 //! | `session.touch_interval` | idle / 4, at most 60 | seconds a read may go without extending the deadline |
 //! | `session.purge_interval` | 60 | seconds between purges of expired rows |
 //! | `session.purge_batch_size` | 1000 | rows per purge statement |
-//! | `session.cache_capacity` | 100000 | sessions kept in memory (0: no cache), ~200 bytes each |
+//! | `session.cache_capacity` | 100000 | sessions kept in memory (0: no cache), ~180 bytes each |
 //! | `session.postgres_cache` | `true` | cache on Postgres too, kept in step by LISTEN/NOTIFY |
 //! | `session.cookie_secure` | on in release | cookies only over HTTPS |
 //! | `session.max_data_bytes` | 16384 | largest a session's data may grow (JSON bytes) |

@@ -182,8 +182,8 @@ impl<S: SessionStore> CachedStore<S> {
 
 /// What one slot of the cache holds: a session whose data (as JSON) and client details take up
 /// to this many bytes. A larger session takes one slot more for every further `SLOT_BYTES`, so
-/// `cache_capacity` bounds the cache's memory (about 200 bytes of bookkeeping per session, plus
-/// its data), not only its number of sessions.
+/// `cache_capacity` bounds the cache's memory (about 180 bytes per ordinary session, its data
+/// included), not only its number of sessions.
 const SLOT_BYTES: usize = 256;
 
 /// Weighs each cached session in slots (see [`SLOT_BYTES`]).
