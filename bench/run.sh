@@ -16,7 +16,9 @@
 # running while one purge pass works through them, in batches of PURGE_BATCH (1000). Env: DURATION (10), WARMUP (3), CONNECTIONS (32), PGURL (admin URL,
 # default postgres://postgres@127.0.0.1:5432/postgres), PURGE_RUN (60: seconds of W1 around the
 # purge pass), SERVER_ENV (one extra VAR=value for the server, e.g.
-# SERVER_ENV='ROCKET_SESSION={postgres_cache=true}'). Needs wrk, python3, psql.
+# SERVER_ENV='ROCKET_SESSION={postgres_cache=true}'), THREADS (1: wrk's threads), LATCH_BIN
+# (target/release/latch: another latch binary to measure, e.g. an older commit's). Needs wrk,
+# python3, psql and openssl; wrk and psql are installed with apt-get if missing.
 #
 # Peers: APPS names the servers measured, in order (default `latch`). `APPS="latch
 # tower-sessions ceiling"` measures beside latch the peers in bench/peers/ (built here): the

@@ -215,7 +215,7 @@ impl WriteBatches for SqliteStore {
     /// it takes more than one. Anything failing but a duplicate ID rolls the whole batch back
     /// and every caller gets the error: no one is told "saved" about a write not on disk.
     ///
-    /// A batch of touches alone is committed without waiting for the disk (see [`Writer`]).
+    /// A batch of touches alone is committed without waiting for the disk (see `Writer`).
     async fn write_batch(&self, batch: &[Write]) -> Result<Vec<bool>, SessionError> {
         let rounds = plan(batch);
         let mut outcomes = vec![false; batch.len()];
