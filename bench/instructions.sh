@@ -30,14 +30,8 @@ BASE="http://127.0.0.1:$PORT"
 # Under valgrind a run takes minutes: with the default touch interval (60 s) the reads would
 # become touches part-way. A longer one keeps every measured read a read.
 FRESH="touch_interval=900"
-# What the run needs, installed with apt-get where it is missing (as root, on Debian).
-need() { # command package
-  command -v "$1" >/dev/null && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    { apt-get update -qq && apt-get install -y -qq "$2"; } >/dev/null 2>&1 || true
-  fi
-  command -v "$1" >/dev/null || { echo "$1 is missing: apt-get install $2" >&2; exit 1; }
-}
+# What the run needs, installed with apt-get where it is missing.
+source bench/need.sh
 need valgrind valgrind
 need callgrind_control valgrind
 need wrk wrk

@@ -46,14 +46,8 @@ ROUNDS=${ROUNDS:-1}
 SESSIONS=${SESSIONS:-1000}
 PEERS_TARGET=target/peers
 
-# What the run needs, installed with apt-get where it is missing (as root, on Debian).
-need() { # command package
-  command -v "$1" >/dev/null && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    { apt-get update -qq && apt-get install -y -qq "$2"; } >/dev/null 2>&1 || true
-  fi
-  command -v "$1" >/dev/null || { echo "$1 is missing: apt-get install $2" >&2; exit 1; }
-}
+# What the run needs, installed with apt-get where it is missing.
+source bench/need.sh
 need wrk wrk
 need psql postgresql-client
 need openssl openssl

@@ -70,6 +70,79 @@ async fn a_session_made_on_one_process_is_read_changed_and_ended_on_the_other() 
     assert_eq!(db.rows().await.len(), 0, "logout deleted the row");
 }
 
+/// A cache smaller than the sessions, every read of a burst due a touch (so A extends the
+/// deadlines and keeps, or evicts, its copies while the reads race), then a logout on B: A must
+/// still show every session as it is, and the ended one as ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touches_on_one_process_never_keep_a_session_the_other_ended() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    // An 8 s idle timeout touches at most every 2 s; A caches 4 of the 10 sessions.
+    let a = Server::start(
+        db.url(),
+        &[("ROCKET_SESSION", "{idle_timeout=8,cache_capacity=4}")],
+    );
+    let b = Server::start(db.url(), &[("ROCKET_SESSION", "{idle_timeout=8}")]);
+    let http = http_client();
+    let mut cookies = Vec::new();
+    for i in 0..10 {
+        let set = http
+            .get(a.url(&format!("/user/user{i}")))
+            .send()
+            .await
+            .expect("GET /user/<name> on A");
+        assert_eq!(set.status(), 200);
+        cookies.push(session_cookie(&set).expect("a session cookie"));
+    }
+    let read_on_a = |cookie: String| {
+        let request = http
+            .get(a.url("/user"))
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+        async move {
+            let response = request.send().await.expect("GET /user on A");
+            (response.status(), response.text().await.expect("body"))
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+
+    // Every session due a touch, three reads of each released at once.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(30));
+    let burst: Vec<_> = (0..30)
+        .map(|i| {
+            let (read, start) = (read_on_a(cookies[i % 10].clone()), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                read.await
+            })
+        })
+        .collect();
+    for (i, read) in burst.into_iter().enumerate() {
+        let (status, body) = read.await.expect("a reader");
+        assert_eq!(status, 200);
+        assert!(body.contains(&format!("<h1>user{}</h1>", i % 10)), "{body}");
+    }
+    let touched = db
+        .rows()
+        .await
+        .iter()
+        .filter(|row| row.expires_at > row.created_at + 8_000)
+        .count();
+    assert_eq!(touched, 10, "every session's deadline moved");
+
+    let logout_on_b = logout(&http, &b.url(""), &cookies[3]).await;
+    assert_eq!(logout_on_b.0, 200, "{}", logout_on_b.1);
+    for (i, cookie) in cookies.iter().enumerate() {
+        let (status, body) = read_on_a(cookie.clone()).await;
+        assert_eq!(status, 200);
+        if i == 3 {
+            assert!(body.contains("user logged out!"), "ended on B:\n{body}");
+        } else {
+            assert!(body.contains(&format!("<h1>user{i}</h1>")), "{body}");
+        }
+    }
+}
+
 /// Expired rows seeded straight into the table: a hundred purge batches.
 const EXPIRED: i64 = 5000;
 
