@@ -1,17 +1,32 @@
 //! The app's configuration: Rocket's figment (`Rocket.toml`, `ROCKET_*`, and `DATABASE_URL`), with
-//! every key checked before anything starts. latch's own settings are the library's
-//! [`latch::Config`]; this module adds the rule that a key nobody reads is a typo.
+//! every key checked before anything starts. The walkthrough keeps its session settings where
+//! its guide puts them (top-level `database_*` and `previous_secret_keys`, a `[session]` table)
+//! and maps them onto the library's [`latch::Config`] itself ([`latch_config`]); this module
+//! also adds the rule that a key nobody reads is a typo.
 
 use rocket::config::Ident;
 use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::value::Dict;
 use rocket::figment::{Figment, Profile};
 
-use latch::{ConfigError, check_range};
+use latch::{ConfigError, DatabaseConfig, PreviousKeys, SessionConfig, check_range};
 
 use crate::accounts::AccountsConfig;
 
-/// Rocket's own top-level keys: with latch's ([`latch::Config::KEYS`]), anything else is a typo.
+/// The walkthrough's top-level keys for latch's settings (and `session`, the table of the rest).
+const SESSION_KEYS: &[&str] = &[
+    "database_url",
+    "database_max_connections",
+    "database_timeout",
+    "previous_secret_keys",
+    SESSION_TABLE,
+];
+
+/// The table of the session settings.
+const SESSION_TABLE: &str = "session";
+
+/// Rocket's own top-level keys: with the session keys ([`SESSION_KEYS`]) and the accounts
+/// step's, anything else is a typo.
 const ROCKET_KEYS: &[&str] = &[
     "address",
     "port",
@@ -39,7 +54,7 @@ const MAX_BLOCKING: usize = 100_000;
 
 /// Reads and checks every setting the app uses: Rocket's own that could crash it or that this
 /// binary cannot honour, the accounts step's, and latch's, after refusing any top-level key that
-/// neither Rocket nor latch reads.
+/// nobody reads.
 ///
 /// # Errors
 ///
@@ -49,9 +64,7 @@ pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
         .extract()
         .map_err(|error| ConfigError::from_figment(&error))?;
     let known = |key: &str| {
-        ROCKET_KEYS.contains(&key)
-            || latch::Config::KEYS.contains(&key)
-            || key == AccountsConfig::KEY
+        ROCKET_KEYS.contains(&key) || SESSION_KEYS.contains(&key) || key == AccountsConfig::KEY
     };
     if let Some(unknown) = keys.keys().find(|key| !known(key)) {
         return Err(ConfigError::new(
@@ -61,7 +74,38 @@ pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
     }
     rocket_config(figment)?;
     AccountsConfig::from_figment(figment)?;
-    latch::Config::from_figment(figment)
+    latch_config(figment)
+}
+
+/// latch's configuration from where the walkthrough keeps it: `database_url`,
+/// `database_max_connections`, `database_timeout` and `previous_secret_keys` at the top level,
+/// the session settings in `[session]`. Errors name the keys as written there
+/// (`session.idle_timeout`, `database_url`).
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
+pub fn latch_config(figment: &Figment) -> Result<latch::Config, ConfigError> {
+    let session = figment.focus(SESSION_TABLE);
+    let keys: Dict = session
+        .extract()
+        .map_err(|error| ConfigError::from_figment(&error).within(SESSION_TABLE))?;
+    if let Some(unknown) = keys
+        .keys()
+        .find(|key| !SessionConfig::KEYS.contains(&key.as_str()))
+    {
+        return Err(ConfigError::new(
+            unknown,
+            "is not a session setting (see the README's configuration table)",
+        )
+        .within(SESSION_TABLE));
+    }
+    Ok(latch::Config {
+        database: DatabaseConfig::from_figment(figment)?,
+        session: SessionConfig::from_figment(&session)
+            .map_err(|error| error.within(SESSION_TABLE))?,
+        previous_keys: PreviousKeys::from_figment(figment)?,
+    })
 }
 
 /// Rocket's settings from `figment`, checked where a bad value would otherwise panic at launch
@@ -131,6 +175,27 @@ mod tests {
         let config = load(&defaults()).expect("valid");
         assert_eq!(config.database, latch::DatabaseConfig::default());
         assert_eq!(config.session, latch::SessionConfig::default());
+    }
+
+    #[test]
+    fn session_settings_are_read_from_the_session_table_and_named_so() {
+        let config = load(&defaults().merge(("session.idle_timeout", 60))).expect("valid");
+        assert_eq!(config.session.idle_timeout, 60);
+        for (key, value) in [
+            ("session.idle_timeout", json!(0)),
+            ("session.idle_timout", json!(60)),
+            ("database_timeout", json!(0)),
+            ("database_url", json!("mysql://localhost/x")),
+        ] {
+            let error = load(&defaults().merge((key, value))).expect_err(key);
+            assert_eq!(error.key, key, "{error}");
+        }
+    }
+
+    #[test]
+    fn a_latch_table_is_not_the_walkthroughs() {
+        let error = load(&defaults().merge(("latch.idle_timeout", 60))).expect_err("unknown");
+        assert_eq!(error.key, "latch");
     }
 
     #[test]

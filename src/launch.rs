@@ -89,17 +89,15 @@ pub async fn serve(figment: Figment) -> Result<(), LaunchError> {
     let config = config::load(&figment)?;
     let rocket_config = config::rocket_config(&figment)?;
     let figment = secret::resolve(&figment)?.unwrap_or(figment);
+    // Built first: that starts Rocket's logger, which then shows the line naming the database.
+    let rocket = crate::rocket(figment);
     // Opened here rather than by the `Latch` fairing (which keeps what it finds managed), so a
     // database that does not answer is this function's one-line error.
     let (database, manager) = latch::open(config).await?;
     crate::accounts::schema::apply(&database)
         .await
         .map_err(LaunchError::Tables)?;
-    let launched = crate::rocket(figment)
-        .manage(database)
-        .manage(manager)
-        .launch()
-        .await;
+    let launched = rocket.manage(database).manage(manager).launch().await;
     match launched {
         Ok(_) => Ok(()),
         // Rocket hands the instance back only if nothing else holds it, and its accept loop can

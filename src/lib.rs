@@ -26,7 +26,7 @@ pub use config::figment;
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(secret::stage())
-        .attach(latch::Latch::fairing())
+        .attach(latch::Latch::with_config_from(config::latch_config))
         .attach(accounts::stage())
         .attach(headers::fairing())
         .attach(headers::no_default_shield())

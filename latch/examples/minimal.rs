@@ -5,9 +5,10 @@
 //! ROCKET_PORT=8080 cargo run -p latch --example minimal
 //! ```
 //!
-//! Sessions go to `sqlite://data/latch.db` (latch's default, created on first start); set
-//! `ROCKET_DATABASE_URL` (or `database_url` in `Rocket.toml`) to keep them elsewhere, and
-//! `ROCKET_SESSION='{idle_timeout=60}'` and friends to change how they behave.
+//! Sessions go to `sqlite://data/latch.db` (latch's default, created on first start). latch reads
+//! only its own table of settings: `ROCKET_LATCH='{database_url="sqlite://data/other.db"}'` keeps
+//! them elsewhere, `ROCKET_LATCH='{idle_timeout=60}'` changes how they behave (or
+//! `[default.latch]` in `Rocket.toml`).
 
 use latch::{Key, Latch, Session, SessionError};
 use rocket::{get, launch, routes};

@@ -1,53 +1,143 @@
-//! latch's settings, read from Rocket's figment (the `session` table and three top-level
-//! `database_*` keys), and their checks.
+//! latch's settings: the `[default.latch]` table of Rocket's figment (env `ROCKET_LATCH='{…}'`),
+//! or a [`Config`] the app builds itself, and their checks.
 
 use rocket::figment::Figment;
-use serde::Deserialize;
+use rocket::figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::PreviousKeys;
 
-/// Every setting latch reads: what [`Latch`](crate::Latch) takes from the figment.
-#[derive(Debug, Clone)]
+/// Every setting latch reads: what [`Latch::fairing`](crate::Latch::fairing) takes from the
+/// `latch` table of the figment, or what an app hands to
+/// [`Latch::with_config`](crate::Latch::with_config).
+///
+/// All of them sit side by side in the one table; nothing outside it is read, so an app's own
+/// `database_url` or `[session]` table never meets latch's:
+///
+/// ```toml
+/// [default.latch]
+/// database_url = "sqlite://data/sessions.db"
+/// idle_timeout = 1800
+/// ```
+///
+/// Built by hand, it starts from the defaults:
+///
+/// ```
+/// let mut config = latch::Config::default();
+/// config.database.url = "sqlite::memory:".into();
+/// config.session.idle_timeout = 600;
+/// let fairing = latch::Latch::with_config(config);
+/// # let _ = fairing;
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Where sessions are stored (`database_url`, `database_max_connections`,
     /// `database_timeout`).
     pub database: DatabaseConfig,
-    /// How sessions behave (the `session` table).
+    /// How sessions behave (`idle_timeout`, `cookie_name`, … : [`SessionConfig`]).
     pub session: SessionConfig,
     /// Earlier secret keys whose cookies still open (`previous_secret_keys`).
     pub previous_keys: PreviousKeys,
 }
 
 impl Config {
-    /// The top-level keys latch reads, for an app that refuses keys nobody reads.
-    pub const KEYS: &'static [&'static str] = &[
-        "database_url",
-        "database_max_connections",
-        "database_timeout",
-        "previous_secret_keys",
-        "session",
-    ];
+    /// The figment table latch reads: `[default.latch]` in `Rocket.toml`, `ROCKET_LATCH` in the
+    /// environment.
+    pub const TABLE: &'static str = "latch";
 
-    /// Reads and checks every setting latch uses.
+    /// The key of the earlier secret keys, beside the database and session keys.
+    const PREVIOUS_KEYS: &'static str = "previous_secret_keys";
+
+    /// Reads and checks every setting in the `latch` table of `figment` (the defaults where it
+    /// is absent). Errors name keys by their full path, e.g. `latch.idle_timeout`.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first key that is of the wrong type or out of range.
+    /// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let table = Self::table(figment)?;
+        Self::from_table(&table).map_err(|error| error.within(Self::TABLE))
+    }
+
+    /// Every setting, read from the top level of `table` (a figment focused on latch's table).
+    fn from_table(table: &Figment) -> Result<Self, ConfigError> {
+        check_known_keys(table, Self::known_key)?;
         Ok(Self {
-            database: DatabaseConfig::from_figment(figment)?,
-            session: SessionConfig::from_figment(figment)?,
-            previous_keys: PreviousKeys::from_figment(figment)?,
+            database: DatabaseConfig::from_figment(table)?,
+            session: SessionConfig::from_figment(table)?,
+            previous_keys: PreviousKeys::from_figment(table)?,
         })
+    }
+
+    /// Checks a configuration built by hand, as [`Config::from_figment`] checks what it reads.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first field to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        self.session.validate()
+    }
+
+    /// The session settings and previous keys alone, for a store the app built itself: the
+    /// `database_*` keys are neither read nor checked.
+    pub(crate) fn without_database(figment: &Figment) -> Result<Self, ConfigError> {
+        let read = |table: &Figment| {
+            check_known_keys(table, Self::known_key)?;
+            Ok(Self {
+                database: DatabaseConfig::default(),
+                session: SessionConfig::from_figment(table)?,
+                previous_keys: PreviousKeys::from_figment(table)?,
+            })
+        };
+        read(&Self::table(figment)?).map_err(|error: ConfigError| error.within(Self::TABLE))
+    }
+
+    /// `figment` focused on latch's table; an error if `latch` is there but not a table.
+    fn table(figment: &Figment) -> Result<Figment, ConfigError> {
+        if let Ok(value) = figment.find_value(Self::TABLE)
+            && !matches!(value, Value::Dict(..))
+        {
+            return Err(ConfigError::new(
+                Self::TABLE,
+                "must be a table of latch's settings (`[default.latch]`, or \
+                 ROCKET_LATCH='{key=value,…}')",
+            ));
+        }
+        Ok(figment.focus(Self::TABLE))
+    }
+
+    fn known_key(key: &str) -> bool {
+        key == Self::PREVIOUS_KEYS
+            || DatabaseConfig::KEYS.contains(&key)
+            || SessionConfig::KEYS.contains(&key)
     }
 }
 
-/// The database sessions live in: top-level keys, so that `DATABASE_URL` and sqlx-cli's habits
-/// carry over.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// Refuses the first key at the top of `table` that `known` does not accept.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the key.
+fn check_known_keys(table: &Figment, known: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+    let keys: Dict = table
+        .extract()
+        .map_err(|error| ConfigError::from_figment(&error))?;
+    match keys.keys().find(|key| !known(key)) {
+        Some(unknown) => Err(ConfigError::new(
+            unknown,
+            "is not a setting latch knows (see the configuration table in latch's guide)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The database sessions live in.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct DatabaseConfig {
     /// `database_url`: a `sqlite:` or `postgres:` URL; the scheme picks the backend. Default
-    /// `sqlite://data/latch.db` (the file and its folder are created on first start).
+    /// `sqlite://data/latch.db` (the file and its folder are created on first start);
+    /// `sqlite::memory:` keeps sessions in memory, for tests.
     #[serde(rename = "database_url", default = "default_database_url")]
     pub url: String,
     /// `database_max_connections`: upper bound on pooled connections (1 to 1,000, default 8).
@@ -85,7 +175,16 @@ fn default_database_timeout() -> u64 {
 }
 
 impl DatabaseConfig {
-    /// Reads the `database_*` keys of `figment` (defaults where absent) and checks them.
+    /// The keys it is read from.
+    pub const KEYS: &'static [&'static str] = &[
+        "database_url",
+        "database_max_connections",
+        "database_timeout",
+    ];
+
+    /// Reads the `database_*` keys at the top of `figment` (defaults where absent; other keys
+    /// are left alone) and checks them. [`Config::from_figment`] calls it on latch's table; an
+    /// app with its own layout calls it where its keys are.
     ///
     /// # Errors
     ///
@@ -94,15 +193,34 @@ impl DatabaseConfig {
         let config: Self = figment
             .extract()
             .map_err(|error| ConfigError::from_figment(&error))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the scheme of the URL against this build's backends, and the ranges.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first key to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let scheme = self.url.split_once(':').map_or("", |(scheme, _)| scheme);
+        if !crate::database::supports_scheme(scheme) {
+            return Err(ConfigError::new(
+                "database_url",
+                format!(
+                    "must start with {} (got `{scheme}:`)",
+                    crate::database::supported_schemes()
+                ),
+            ));
+        }
         check_range(
             "database_max_connections",
-            config.max_connections,
+            self.max_connections,
             1,
             1000,
             " connections",
         )?;
-        check_range("database_timeout", config.timeout, 1, 3600, " seconds")?;
-        Ok(config)
+        check_range("database_timeout", self.timeout, 1, 3600, " seconds")
     }
 }
 
@@ -118,10 +236,10 @@ pub const DATA_BYTES_RANGE: (usize, usize) = (64, 1 << 20);
 /// The longest default touch interval: a read extends the idle deadline at most once a minute.
 const DEFAULT_MAX_TOUCH_MS: i64 = 60_000;
 
-/// How sessions behave. Every field has a default, so an empty `[default.session]` table is valid;
-/// each can be overridden with Rocket's env form, e.g. `ROCKET_SESSION='{idle_timeout=60}'`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
+/// How sessions behave. Every field has a default, so an empty `[default.latch]` table is valid;
+/// each can be overridden with Rocket's env form, e.g. `ROCKET_LATCH='{idle_timeout=60}'`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct SessionConfig {
     /// Name of the private cookie that carries the session ID.
     pub cookie_name: String,
@@ -179,7 +297,7 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid setting `{key}`: {problem}")]
 pub struct ConfigError {
-    /// The key as written in `Rocket.toml`, e.g. `session.idle_timeout`.
+    /// The key as written in `Rocket.toml`, e.g. `latch.idle_timeout`.
     pub key: String,
     /// What is wrong with it and what would be right.
     pub problem: String,
@@ -192,6 +310,13 @@ impl ConfigError {
             key: key.to_owned(),
             problem: problem.into(),
         }
+    }
+
+    /// The same error with `table.` before its key: for settings read from inside a table.
+    #[must_use]
+    pub fn within(mut self, table: &str) -> Self {
+        self.key = format!("{table}.{}", self.key);
+        self
     }
 
     /// A figment extraction error, on one line, with the key it concerns.
@@ -231,24 +356,34 @@ pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
 }
 
 impl SessionConfig {
-    /// Reads the `session` table of `figment` (all defaults when absent) and checks it.
-    /// `cookie_secure`, when not set, is on in Rocket's release profile and off in debug.
+    /// The keys it is read from, one per field.
+    pub const KEYS: &'static [&'static str] = &[
+        "cookie_name",
+        "idle_timeout",
+        "absolute_timeout",
+        "touch_interval",
+        "purge_interval",
+        "purge_batch_size",
+        "cache_capacity",
+        "postgres_cache",
+        "cookie_secure",
+        "max_data_bytes",
+        "csrf_cookie_name",
+    ];
+
+    /// Reads the session settings at the top of `figment` (defaults where absent; other keys
+    /// are left alone) and checks them. `cookie_secure`, when not set, is on in Rocket's release
+    /// profile and off in debug. [`Config::from_figment`] calls it on latch's table; an app with
+    /// its own layout calls it on a figment focused where its keys are.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
+    /// A [`ConfigError`] naming the first key that is of the wrong type or out of range.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        /// The top level, so that errors name keys by their full path (`session.…`).
-        #[derive(Deserialize)]
-        struct TopLevel {
-            #[serde(default)]
-            session: SessionConfig,
-        }
-        let mut config = figment
-            .extract::<TopLevel>()
-            .map_err(|error| ConfigError::from_figment(&error))?
-            .session;
-        if !figment.contains("session.cookie_secure") {
+        let mut config: Self = figment
+            .extract()
+            .map_err(|error| ConfigError::from_figment(&error))?;
+        if !figment.contains("cookie_secure") {
             config.cookie_secure = figment.profile() == rocket::Config::RELEASE_PROFILE;
         }
         config.validate()?;
@@ -262,27 +397,21 @@ impl SessionConfig {
     /// A [`ConfigError`] naming the first key to fix and the values it may take.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, name) in [
-            ("session.cookie_name", &self.cookie_name),
-            ("session.csrf_cookie_name", &self.csrf_cookie_name),
+            ("cookie_name", &self.cookie_name),
+            ("csrf_cookie_name", &self.csrf_cookie_name),
         ] {
             self.check_cookie_name(key, name)?;
         }
         if self.cookie_name == self.csrf_cookie_name {
             return Err(ConfigError::new(
-                "session.csrf_cookie_name",
-                "must differ from session.cookie_name",
+                "csrf_cookie_name",
+                "must differ from cookie_name",
             ));
         }
         let seconds = " seconds (at most 10 years)";
+        check_range("idle_timeout", self.idle_timeout, 1, MAX_SECONDS, seconds)?;
         check_range(
-            "session.idle_timeout",
-            self.idle_timeout,
-            1,
-            MAX_SECONDS,
-            seconds,
-        )?;
-        check_range(
-            "session.absolute_timeout",
+            "absolute_timeout",
             self.absolute_timeout,
             1,
             MAX_SECONDS,
@@ -292,37 +421,37 @@ impl SessionConfig {
             && touch >= self.idle_timeout
         {
             return Err(ConfigError::new(
-                "session.touch_interval",
+                "touch_interval",
                 format!(
-                    "{touch} must be shorter than session.idle_timeout ({}); leave it unset to \
+                    "{touch} must be shorter than idle_timeout ({}); leave it unset to \
                      follow the idle timeout",
                     self.idle_timeout
                 ),
             ));
         }
         check_range(
-            "session.purge_interval",
+            "purge_interval",
             self.purge_interval,
             1,
             MAX_SECONDS,
             seconds,
         )?;
         check_range(
-            "session.purge_batch_size",
+            "purge_batch_size",
             self.purge_batch_size,
             1,
             MAX_PURGE_BATCH,
             " rows",
         )?;
         check_range(
-            "session.cache_capacity",
+            "cache_capacity",
             self.cache_capacity,
             0,
             MAX_CACHE_CAPACITY,
             " sessions",
         )?;
         check_range(
-            "session.max_data_bytes",
+            "max_data_bytes",
             self.max_data_bytes,
             DATA_BYTES_RANGE.0,
             DATA_BYTES_RANGE.1,
@@ -353,7 +482,7 @@ impl SessionConfig {
             return Err(ConfigError::new(
                 key,
                 format!(
-                    "{name:?} needs session.cookie_secure = true (browsers drop such cookies without Secure)"
+                    "{name:?} needs cookie_secure = true (browsers drop such cookies without Secure)"
                 ),
             ));
         }
@@ -389,6 +518,55 @@ mod tests {
 
     use super::*;
 
+    /// A figment whose `latch` table holds `latch`.
+    fn figment(latch: &serde_json::Value) -> Figment {
+        Figment::from(Serialized::defaults(json!({ "latch": latch })))
+    }
+
+    fn read(latch: &serde_json::Value) -> Result<Config, ConfigError> {
+        Config::from_figment(&figment(latch))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(SessionConfig::default().validate(), Ok(()));
+        assert_eq!(DatabaseConfig::default().validate(), Ok(()));
+        let config = Config::from_figment(&Figment::new()).expect("no table: the defaults");
+        assert_eq!(config.database, DatabaseConfig::default());
+        assert_eq!(config.session, SessionConfig::default());
+    }
+
+    #[test]
+    fn the_key_lists_name_every_field() {
+        let session = serde_json::to_value(SessionConfig::default()).expect("serialises");
+        let mut fields: Vec<_> = session.as_object().expect("an object").keys().collect();
+        let mut keys: Vec<_> = SessionConfig::KEYS.iter().collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+        let database = serde_json::to_value(DatabaseConfig::default()).expect("serialises");
+        let mut fields: Vec<_> = database.as_object().expect("an object").keys().collect();
+        let mut keys: Vec<_> = DatabaseConfig::KEYS.iter().collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn only_the_latch_table_is_read() {
+        let figment = Figment::from(Serialized::defaults(json!({
+            "database_url": "mysql://app@localhost/shop",
+            "database_timeout": 0,
+            "session": { "backend": "redis", "idle_timeout": 0 },
+            "previous_secret_keys": "not a list",
+            "latch": { "database_url": "sqlite::memory:", "idle_timeout": 60 },
+        })));
+        let config = Config::from_figment(&figment).expect("the app's keys are its own");
+        assert_eq!(config.database.url, "sqlite::memory:");
+        assert_eq!(config.database.timeout, 5);
+        assert_eq!(config.session.idle_timeout, 60);
+    }
+
     #[test]
     fn database_settings_out_of_range_are_refused_naming_the_key() {
         for (key, value) in [
@@ -396,37 +574,58 @@ mod tests {
             ("database_max_connections", json!(1001)),
             ("database_timeout", json!(0)),
             ("database_timeout", json!(u64::MAX)),
+            ("database_url", json!("mysql://localhost/x")),
         ] {
-            let error = DatabaseConfig::from_figment(&Figment::new().merge((key, value)))
-                .expect_err("refused");
-            assert_eq!(error.key, key, "{error}");
+            let error = read(&json!({ key: value })).expect_err("refused");
+            assert_eq!(error.key, format!("latch.{key}"), "{error}");
         }
-        let defaults = DatabaseConfig::from_figment(&Figment::new()).expect("the defaults");
-        assert_eq!(defaults, DatabaseConfig::default());
-    }
-
-    fn figment(session: &serde_json::Value) -> Figment {
-        Figment::from(Serialized::defaults(json!({ "session": session })))
     }
 
     #[test]
-    fn defaults_are_valid() {
-        assert_eq!(SessionConfig::default().validate(), Ok(()));
+    fn an_unsupported_scheme_names_the_supported_ones() {
+        let error = read(&json!({ "database_url": "mysql://localhost/x" })).expect_err("refused");
+        assert!(error.problem.contains("`mysql:`"), "{error}");
+        let supported = if cfg!(feature = "sqlite") {
+            "sqlite:"
+        } else {
+            "postgres:"
+        };
+        assert!(error.problem.contains(supported), "{error}");
+    }
+
+    #[test]
+    fn a_latch_key_that_is_not_a_table_is_refused() {
+        let figment = Figment::from(Serialized::defaults(json!({ "latch": 5 })));
+        let error = Config::from_figment(&figment).expect_err("not a table");
+        assert_eq!(error.key, "latch");
+    }
+
+    #[test]
+    fn without_database_reads_no_database_key() {
+        let config = Config::without_database(&figment(&json!({
+            "database_url": "mysql://nowhere",
+            "database_timeout": 0,
+            "idle_timeout": 60,
+        })))
+        .expect("database keys are not read");
+        assert_eq!(config.session.idle_timeout, 60);
+        let error = Config::without_database(&figment(&json!({ "idle_timeout": 0 })))
+            .expect_err("session keys still are");
+        assert_eq!(error.key, "latch.idle_timeout");
     }
 
     #[test]
     fn the_touch_interval_follows_a_short_idle_timeout() {
         for (idle, touch_ms) in [(1, 250), (2, 500), (60, 15_000), (3600, 60_000)] {
-            let config = SessionConfig::from_figment(&figment(&json!({ "idle_timeout": idle })))
+            let config = read(&json!({ "idle_timeout": idle }))
                 .expect("any idle timeout of a second or more is valid");
-            assert_eq!(config.touch_interval_ms(), touch_ms, "idle {idle}");
+            assert_eq!(config.session.touch_interval_ms(), touch_ms, "idle {idle}");
         }
     }
 
     #[test]
-    fn the_readmes_example_is_valid() {
-        let config = figment(&json!({ "idle_timeout": 60, "purge_interval": 5 }));
-        assert!(SessionConfig::from_figment(&config).is_ok());
+    fn the_guides_example_is_valid() {
+        assert!(read(&json!({ "idle_timeout": 60, "purge_interval": 5 })).is_ok());
     }
 
     #[test]
@@ -437,7 +636,10 @@ mod tests {
             ..SessionConfig::default()
         };
         let error = config.validate().expect_err("refused");
-        assert_eq!(error.key, "session.touch_interval");
+        assert_eq!(error.key, "touch_interval");
+        let error =
+            read(&json!({ "idle_timeout": 60, "touch_interval": 60 })).expect_err("refused");
+        assert_eq!(error.key, "latch.touch_interval");
     }
 
     #[test]
@@ -451,44 +653,35 @@ mod tests {
             ("cache_capacity", json!(MAX_CACHE_CAPACITY + 1)),
             ("max_data_bytes", json!(10)),
         ] {
-            let error = SessionConfig::from_figment(&figment(&json!({ key: value })))
-                .expect_err("out of range");
-            assert_eq!(error.key, format!("session.{key}"), "{error}");
+            let error = read(&json!({ key: value })).expect_err("out of range");
+            assert_eq!(error.key, format!("latch.{key}"), "{error}");
             assert!(error.problem.contains("use "), "{error}");
         }
     }
 
     #[test]
     fn unknown_keys_and_wrong_types_are_refused_naming_the_key() {
-        let typo = SessionConfig::from_figment(&figment(&json!({ "idle_timout": 60 })))
-            .expect_err("unknown key");
-        assert!(typo.to_string().contains("idle_timout"), "{typo}");
-        let wrong = SessionConfig::from_figment(&figment(&json!({ "idle_timeout": "soon" })))
-            .expect_err("wrong type");
-        assert_eq!(wrong.key, "session.idle_timeout", "{wrong}");
+        let typo = read(&json!({ "idle_timout": 60 })).expect_err("unknown key");
+        assert_eq!(typo.key, "latch.idle_timout", "{typo}");
+        let wrong = read(&json!({ "idle_timeout": "soon" })).expect_err("wrong type");
+        assert_eq!(wrong.key, "latch.idle_timeout", "{wrong}");
     }
 
     #[test]
     fn cookies_are_secure_by_default_in_release_only() {
         let release = Figment::new().select("release");
         let debug = Figment::new().select("debug");
-        let explicit = release.clone().merge(("session.cookie_secure", false));
+        let explicit = release.clone().merge(("latch.cookie_secure", false));
+        let secure = |figment: &Figment| {
+            Config::from_figment(figment)
+                .expect("valid")
+                .session
+                .cookie_secure
+        };
 
-        assert!(
-            SessionConfig::from_figment(&release)
-                .expect("valid")
-                .cookie_secure
-        );
-        assert!(
-            !SessionConfig::from_figment(&debug)
-                .expect("valid")
-                .cookie_secure
-        );
-        assert!(
-            !SessionConfig::from_figment(&explicit)
-                .expect("valid")
-                .cookie_secure
-        );
+        assert!(secure(&release));
+        assert!(!secure(&debug));
+        assert!(!secure(&explicit));
     }
 
     #[test]
@@ -502,10 +695,7 @@ mod tests {
             cookie_secure: true,
             ..insecure.clone()
         };
-        assert_eq!(
-            insecure.validate().expect_err("refused").key,
-            "session.cookie_name"
-        );
+        assert_eq!(insecure.validate().expect_err("refused").key, "cookie_name");
         assert_eq!(secure.validate(), Ok(()));
     }
 

@@ -21,8 +21,9 @@ impl std::fmt::Debug for PreviousKeys {
 }
 
 impl PreviousKeys {
-    /// The top-level `previous_secret_keys` of `figment`: a list of base64 keys, each of 32 or
-    /// 64 bytes, read the way Rocket reads `secret_key`. Absent, the list is empty.
+    /// The `previous_secret_keys` at the top of `figment` (latch's table, or wherever an app
+    /// keeps them): a list of base64 keys, each of 32 or 64 bytes, read the way Rocket reads
+    /// `secret_key`. Absent, the list is empty.
     ///
     /// # Errors
     ///

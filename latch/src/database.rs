@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
-use crate::store::{SessionStore, StoreStats, WriteBatches};
+use crate::store::{SessionStore, StoreStats};
 use crate::{SessionError, SessionManager, schema};
 
 /// Why the database or the store could not be opened.
@@ -26,19 +26,17 @@ pub enum SetupError {
     /// A setting is out of range or of the wrong type.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// `database_url` names a backend this build does not have.
-    #[error("database_url must start with {schemes} (got `{0}:`)", schemes = supported_schemes())]
+    /// The database URL names a backend this build does not have.
+    #[error("the database URL must start with {schemes} (got `{0}:`)", schemes = supported_schemes())]
     UnsupportedScheme(String),
-    /// `database_url` could not be parsed.
-    #[error("database_url is not a valid URL")]
+    /// The database URL could not be parsed.
+    #[error("the database URL is not valid")]
     InvalidUrl(#[source] sqlx::Error),
     /// The folder of a SQLite file could not be created.
     #[error("could not create the folder for the SQLite database")]
     CreateDir(#[source] std::io::Error),
     /// The database did not answer.
-    #[error(
-        "could not connect to the database at database_url (is it running, and is the URL right?)"
-    )]
+    #[error("could not connect to the database (is it running, and is its URL right?)")]
     Connect(#[source] sqlx::Error),
     /// latch's schema could not be applied.
     #[error("could not apply latch's migrations")]
@@ -60,7 +58,13 @@ impl From<SessionError> for SetupError {
     }
 }
 
-fn supported_schemes() -> &'static str {
+/// Whether this build has a backend for URLs of `scheme`.
+pub(crate) fn supports_scheme(scheme: &str) -> bool {
+    (cfg!(feature = "sqlite") && scheme == "sqlite")
+        || (cfg!(feature = "postgres") && matches!(scheme, "postgres" | "postgresql"))
+}
+
+pub(crate) fn supported_schemes() -> &'static str {
     match (cfg!(feature = "sqlite"), cfg!(feature = "postgres")) {
         (true, true) => "`sqlite:` or `postgres:`",
         (true, false) => "`sqlite:` (this build has no `postgres` feature)",
@@ -108,6 +112,7 @@ impl Database {
                 if let Some(dir) = options.get_filename().parent() {
                     std::fs::create_dir_all(dir).map_err(SetupError::CreateDir)?;
                 }
+                let described = describe_sqlite(url, &options);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(timeout)
@@ -116,17 +121,20 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(SetupError::Connect)?;
+                log::info!("latch: sessions in {described}, table `sessions`");
                 Ok(Self::Sqlite(pool))
             }
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
+                let described = describe_postgres(&options);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(timeout)
                     .connect_with(options)
                     .await
                     .map_err(SetupError::Connect)?;
+                log::info!("latch: sessions in {described}, table `sessions`");
                 Ok(Self::Postgres(pool))
             }
             other => Err(SetupError::UnsupportedScheme(other.to_owned())),
@@ -201,7 +209,7 @@ impl Database {
                 if capacity == 0 || !config.postgres_cache {
                     Arc::new(store)
                 } else {
-                    store.cached(capacity)
+                    Arc::new(store.cached(capacity))
                 }
             }
         })
@@ -233,6 +241,28 @@ impl Database {
             oldest_live_created_at,
         })
     }
+}
+
+/// A SQLite database for the log: its file, or that it lives in memory.
+#[cfg(feature = "sqlite")]
+fn describe_sqlite(url: &str, options: &SqliteConnectOptions) -> String {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        "an in-memory SQLite database".to_owned()
+    } else {
+        format!("the SQLite file {}", options.get_filename().display())
+    }
+}
+
+/// A Postgres database for the log: user, host, port and name, never the password.
+#[cfg(feature = "postgres")]
+fn describe_postgres(options: &PgConnectOptions) -> String {
+    format!(
+        "PostgreSQL database `{}` on {}:{} as `{}`",
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_host(),
+        options.get_port(),
+        options.get_username(),
+    )
 }
 
 /// Connects to the configured database, applies latch's schema, opens the session store and

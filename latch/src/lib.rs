@@ -99,9 +99,21 @@
 //!
 //! # Configuration
 //!
-//! latch reads Rocket's figment (`Rocket.toml`, `ROCKET_*` variables), so every key can be set
-//! either way: `ROCKET_SESSION='{idle_timeout=600}'`, `ROCKET_DATABASE_URL=…`. Every value is
-//! range-checked at launch; a bad one stops the launch with a message naming the key.
+//! latch reads one table of Rocket's figment, `latch`: `[default.latch]` in `Rocket.toml`,
+//! `ROCKET_LATCH='{idle_timeout=600}'` in the environment. Nothing outside it is read, so an
+//! app's own `database_url` or `[session]` table never meets latch's. Every value is
+//! range-checked at launch; a bad or unknown one stops the launch with a message naming the key
+//! (`latch.idle_timeout`).
+//!
+//! ```toml
+//! [default.latch]
+//! database_url = "postgres://app@localhost/app"
+//! idle_timeout = 1800
+//! ```
+//!
+//! An app that keeps these settings elsewhere reads them itself: [`Latch::with_config`] takes a
+//! [`Config`] built in code, [`Latch::with_config_from`] a function that reads one from the
+//! figment at ignition. In tests, `database_url = "sqlite::memory:"` keeps sessions in memory.
 //!
 //! | key | default | meaning |
 //! | --- | --- | --- |
@@ -109,19 +121,20 @@
 //! | `database_max_connections` | 8 | pool size (1–1,000) |
 //! | `database_timeout` | 5 | seconds to wait for a connection or lock before a 503 (1–3,600) |
 //! | `previous_secret_keys` | `[]` | earlier `secret_key`s whose cookies still open (key rotation) |
-//! | `session.cookie_name` | `"session"` | the session cookie (`__Host-` needs `cookie_secure`) |
-//! | `session.idle_timeout` | 3600 | seconds without a request before a session ends |
-//! | `session.absolute_timeout` | 86400 | seconds after creation before it ends regardless |
-//! | `session.touch_interval` | idle / 4, at most 60 | seconds a read may go without extending the deadline |
-//! | `session.purge_interval` | 60 | seconds between purges of expired rows |
-//! | `session.purge_batch_size` | 1000 | rows per purge statement |
-//! | `session.cache_capacity` | 100000 | sessions kept in memory (0: no cache), ~180 bytes each |
-//! | `session.postgres_cache` | `true` | cache on Postgres too, kept in step by LISTEN/NOTIFY |
-//! | `session.cookie_secure` | on in release | cookies only over HTTPS |
-//! | `session.max_data_bytes` | 16384 | largest a session's data may grow (JSON bytes) |
-//! | `session.csrf_cookie_name` | `"csrf"` | the cookie of [`CsrfToken`] before there is a session |
+//! | `cookie_name` | `"session"` | the session cookie (`__Host-` needs `cookie_secure`) |
+//! | `idle_timeout` | 3600 | seconds without a request before a session ends |
+//! | `absolute_timeout` | 86400 | seconds after creation before it ends regardless |
+//! | `touch_interval` | idle / 4, at most 60 | seconds a read may go without extending the deadline |
+//! | `purge_interval` | 60 | seconds between purges of expired rows |
+//! | `purge_batch_size` | 1000 | rows per purge statement |
+//! | `cache_capacity` | 100000 | sessions kept in memory (0: no cache), ~180 bytes each |
+//! | `postgres_cache` | `true` | cache on Postgres too, kept in step by LISTEN/NOTIFY |
+//! | `cookie_secure` | on in release | cookies only over HTTPS |
+//! | `max_data_bytes` | 16384 | largest a session's data may grow (JSON bytes) |
+//! | `csrf_cookie_name` | `"csrf"` | the cookie of [`CsrfToken`] before there is a session |
 //!
-//! [`Config::KEYS`] lists the top-level keys, for an app that refuses keys nobody reads.
+//! [`DatabaseConfig::KEYS`] and [`SessionConfig::KEYS`] list the keys, for an app that maps
+//! settings of its own onto them.
 //!
 //! # The schema
 //!
@@ -227,24 +240,40 @@
 //! - the bundled stores, opened on a pool of your own with [`SqliteStore::open`] or
 //!   [`PostgresStore::open`] (which apply the schema); each serves one write at a time;
 //! - [`Batched`], which queues writes (and, on Postgres, loads) and hands every one waiting to
-//!   the store in one call: `.batched()` on any store that implements [`WriteBatches`];
+//!   the store in one call: `.batched()` on either bundled store, or on any store that
+//!   implements [`WriteBatches`];
 //! - [`CachedStore`], which keeps recently used sessions in memory: `.cached(capacity)` on a
 //!   batched SQLite or Postgres store (on Postgres it also starts the listener that keeps other
 //!   instances' changes out of the cache), or [`CachedStore::new`] for a store this process is
 //!   the only writer of.
 //!
+//! The chain is the same on both backends, gives the same kind of value, and needs no import
+//! but the store's:
+//!
 //! ```no_run
 //! # async fn build() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use latch::{Latch, SqliteStore, WriteBatches};
+//! use latch::{Latch, PostgresStore, SqliteStore};
 //!
 //! let pool = sqlx::SqlitePool::connect("sqlite://data/app.db?mode=rwc").await?;
 //! let store = SqliteStore::open(pool).await?.batched().cached(100_000);
-//! let rocket = rocket::build().attach(Latch::with_store(Arc::new(store)));
+//! let rocket = rocket::build().attach(Latch::with_store(store));
+//! # let _ = rocket;
+//!
+//! let pool = sqlx::PgPool::connect("postgres://app@localhost/app").await?;
+//! let store = PostgresStore::open(pool).await?.batched().cached(100_000);
+//! let rocket = rocket::build().attach(Latch::with_store(store));
 //! # let _ = rocket;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Besides the pool's `max_connections`, a store keeps connections of its own, outside the
+//! pool's count: on SQLite a writer and a reader (taken from the pool at `open`, which opens
+//! others in their place); on Postgres a reader and a writer opened with the pool's settings.
+//! With the cache on Postgres, the listener for other instances' changes holds one of the
+//! pool's own connections for good. Count them in the database's connection limit
+//! (`max_connections` on the Postgres server): an instance uses at most the pool's size plus
+//! two.
 //!
 //! A store of your own passes the contract if it passes `latch/tests/contract.rs`; implementing
 //! [`WriteBatches`] as well (one call for many writes, all or none) lets it take the batching
@@ -281,7 +310,7 @@ pub use cookie::PreviousKeys;
 pub use csrf::CsrfToken;
 pub use database::{Database, SetupError, open};
 pub use error::{SessionError, error_chain};
-pub use fairing::Latch;
+pub use fairing::{ConfigReader, Latch};
 pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
 pub use inspect::Inspection;

@@ -3,10 +3,9 @@
 
 #![cfg(feature = "sqlite")]
 
-use std::sync::Arc;
-
-use latch::{Key, Latch, Session, SessionError, SqliteStore, WriteBatches};
+use latch::{Key, Latch, Session, SessionError, SqliteStore};
 use rocket::figment::Figment;
+use rocket::figment::providers::{Format, Toml};
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 use rocket::{Build, Rocket, get, routes};
@@ -31,7 +30,7 @@ fn app(figment: Figment, latch: Latch) -> Rocket<Build> {
 fn figment(database_url: &str) -> Figment {
     rocket::Config::figment()
         .merge(("log_level", "off"))
-        .merge(("database_url", database_url))
+        .merge(("latch.database_url", database_url))
 }
 
 async fn count_rows(database_url: &str) -> i64 {
@@ -84,10 +83,12 @@ async fn with_store_takes_a_store_on_the_apps_own_pool() {
         .expect("the store opens")
         .batched()
         .cached(100);
-    // `database_url` names nothing usable: the store the app gave is what counts.
-    let figment = figment("postgres://nobody@127.0.0.1:1/none");
+    // latch's database keys name nothing usable, and one is out of range: with a store of the
+    // app's own, they are not read.
+    let figment =
+        figment("postgres://nobody@127.0.0.1:1/none").merge(("latch.database_timeout", 0));
 
-    let client = Client::tracked(app(figment, Latch::with_store(Arc::new(store))))
+    let client = Client::tracked(app(figment, Latch::with_store(store)))
         .await
         .expect("the app launches");
 
@@ -99,7 +100,7 @@ async fn with_store_takes_a_store_on_the_apps_own_pool() {
 async fn a_bad_setting_stops_the_launch() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let figment = figment(&url).merge(("session.idle_timeout", 0));
+    let figment = figment(&url).merge(("latch.idle_timeout", 0));
 
     let Err(error) = Client::tracked(app(figment, Latch::fairing())).await else {
         panic!("launched with idle_timeout = 0");
@@ -114,4 +115,73 @@ async fn a_bad_setting_stops_the_launch() {
         !dir.path().join("app.db").exists(),
         "opened the database anyway"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_database_url_and_session_table_are_left_alone() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let toml = format!(
+        r#"
+        [default]
+        database_url = "mysql://shop@localhost/shop"
+        database_timeout = 0
+
+        [default.session]
+        backend = "redis"
+        idle_timeout = "forever"
+
+        [default.latch]
+        database_url = "{url}"
+        idle_timeout = 600
+        "#
+    );
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(Toml::string(&toml).nested());
+
+    let client = Client::tracked(app(figment, Latch::fairing()))
+        .await
+        .expect("the app launches beside its own settings");
+
+    assert_counts(&client, &url).await;
+    let manager = client
+        .rocket()
+        .state::<latch::SessionManager>()
+        .expect("managed");
+    assert_eq!(manager.config().idle_timeout, 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_config_takes_a_configuration_the_app_built() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("built.db").display());
+    let mut config = latch::Config::default();
+    config.database.url.clone_from(&url);
+    config.session.idle_timeout = 120;
+    // The figment's own `latch` table is not read.
+    let figment = figment("mysql://not-read").merge(("latch.idle_timeout", 0));
+
+    let client = Client::tracked(app(figment, Latch::with_config(config.clone())))
+        .await
+        .expect("the app launches");
+
+    assert_counts(&client, &url).await;
+    let manager = client
+        .rocket()
+        .state::<latch::SessionManager>()
+        .expect("managed");
+    assert_eq!(manager.config().idle_timeout, 120);
+
+    // A configuration built out of range is checked as one read from the figment.
+    config.session.idle_timeout = 0;
+    let Err(error) =
+        Client::tracked(app(rocket::Config::figment(), Latch::with_config(config))).await
+    else {
+        panic!("launched with idle_timeout = 0");
+    };
+    assert!(matches!(
+        error.kind(),
+        rocket::error::ErrorKind::FailedFairings(_)
+    ));
 }

@@ -86,9 +86,9 @@ fn app(database_url: &str, cache_capacity: usize) -> Rocket<Build> {
         .merge(("log_level", "off"))
         // One key for every instance, as in production: each can open the others' cookies.
         .merge(("secret_key", SECRET_KEY))
-        .merge(("database_url", database_url))
-        .merge(("session.cache_capacity", cache_capacity))
-        .merge(("session.postgres_cache", true));
+        .merge(("latch.database_url", database_url))
+        .merge(("latch.cache_capacity", cache_capacity))
+        .merge(("latch.postgres_cache", true));
     rocket::custom(figment).attach(Latch::fairing()).mount(
         "/",
         routes![

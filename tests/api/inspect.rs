@@ -358,7 +358,7 @@ async fn the_inspector_never_shows_a_stale_cached_copy(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let config = latch::Config::from_figment(&test_figment(db.url())).expect("config");
+    let config = latch_walkthrough::config::latch_config(&test_figment(db.url())).expect("config");
     let database = Database::connect(&config.database).await.expect("connect");
     let shared = database
         .session_store(&config.session)

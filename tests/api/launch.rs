@@ -496,3 +496,37 @@ async fn stop_under_load(backend: Backend, signal: &str) {
         "every answered write is a row: {summary}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_names_the_database_and_never_its_password() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    // The server trusts local connections, so a password in the URL is sent and ignored.
+    let password = "hunter2-never-logged";
+    let url = db
+        .url()
+        .replacen("://postgres@", &format!("://postgres:{password}@"), 1);
+    assert!(url.contains(password), "{url}");
+
+    let server = Server::start(&url, &[("ROCKET_LOG_LEVEL", "normal")]);
+
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("latch: sessions in"))
+        .unwrap_or_else(|| panic!("no line names the database:\n{log}"));
+    assert!(line.contains("PostgreSQL"), "{line}");
+    assert!(line.contains("`sessions`"), "{line}");
+    let database = db
+        .url()
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    assert!(line.contains(&database), "{line}");
+    assert!(
+        !log.contains(password),
+        "the password is in the log:\n{log}"
+    );
+}

@@ -3,7 +3,7 @@
 //! notifications (see `listen.rs`) and evict what they touch.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use quick_cache::Weighter;
@@ -35,6 +35,13 @@ const STRIPES: usize = 1024;
 /// answering, the lease runs out (or is revoked) and reads go to the database.
 pub struct CachedStore<S> {
     inner: S,
+    /// Shared with the change listener, which holds it weakly: it ends once the store is gone.
+    memory: Arc<Memory>,
+}
+
+/// What the cache keeps and knows, apart from the store it wraps: what a change listener
+/// reaches (see `listen`).
+pub(crate) struct Memory {
     cache: Cache<IdHash, Compact, Slots>,
     writes: Box<[Mutex<u64>]>,
     /// Until when (Unix ms) the cache may serve reads: `i64::MAX` for a sole writer, a lease the
@@ -50,7 +57,7 @@ impl<S: SessionStore> CachedStore<S> {
     /// for every further 256, so `capacity` bounds the cache's memory, not only its length.
     pub fn new(inner: S, capacity: usize) -> Self {
         let store = Self::distrusted(inner, capacity);
-        store.trusted_until.store(i64::MAX, Ordering::SeqCst);
+        store.memory.trusted_until.store(i64::MAX, Ordering::SeqCst);
         store
     }
 
@@ -59,10 +66,12 @@ impl<S: SessionStore> CachedStore<S> {
     pub(crate) fn distrusted(inner: S, capacity: usize) -> Self {
         Self {
             inner,
-            cache: Cache::with_weighter(capacity, capacity as u64, Slots),
-            writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
-            trusted_until: AtomicI64::new(0),
-            barrier: None,
+            memory: Arc::new(Memory {
+                cache: Cache::with_weighter(capacity, capacity as u64, Slots),
+                writes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+                trusted_until: AtomicI64::new(0),
+                barrier: None,
+            }),
         }
     }
 
@@ -72,10 +81,37 @@ impl<S: SessionStore> CachedStore<S> {
     )]
     /// Makes every cache hit wait at `barrier` first (see [`Barrier`]).
     pub(crate) fn with_barrier(mut self, barrier: Barrier) -> Self {
-        self.barrier = Some(barrier);
+        if let Some(memory) = Arc::get_mut(&mut self.memory) {
+            memory.barrier = Some(barrier);
+        }
         self
     }
 
+    /// What the change listener reaches.
+    #[cfg_attr(
+        not(feature = "postgres"),
+        expect(dead_code, reason = "only Postgres has other writers")
+    )]
+    pub(crate) fn memory(&self) -> &Arc<Memory> {
+        &self.memory
+    }
+
+    /// Reads `id` from the database, and caches it unless a write overtook the read.
+    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        let ticket = *self.memory.counter(id);
+        let loaded = self.inner.load(id, now).await?;
+        let counter = self.memory.counter(id);
+        match &loaded {
+            Some(record) if *counter == ticket => self.memory.insert(id, record),
+            _ => {
+                self.memory.cache.remove(id);
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+impl Memory {
     /// The cached, live copy of `id`, if the cache may serve it now.
     fn cached(&self, id: &IdHash, now: i64) -> Option<Record> {
         if !self.is_trusted() {
@@ -153,20 +189,6 @@ impl<S: SessionStore> CachedStore<S> {
         }
     }
 
-    /// Reads `id` from the database, and caches it unless a write overtook the read.
-    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        let ticket = *self.counter(id);
-        let loaded = self.inner.load(id, now).await?;
-        let counter = self.counter(id);
-        match &loaded {
-            Some(record) if *counter == ticket => self.insert(id, record),
-            _ => {
-                self.cache.remove(id);
-            }
-        }
-        Ok(loaded)
-    }
-
     fn insert(&self, id: &IdHash, record: &Record) {
         if !self.is_trusted() {
             return;
@@ -238,9 +260,9 @@ impl Compact {
 #[async_trait::async_trait]
 impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
-        let ticket = self.start_write(id);
+        let ticket = self.memory.start_write(id);
         let created = self.inner.create(id, record).await;
-        self.finish_write(
+        self.memory.finish_write(
             id,
             ticket,
             created.as_ref().is_ok_and(|c| *c).then_some(record),
@@ -249,14 +271,14 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        if self.cached(id, now).is_some() {
+        if self.memory.cached(id, now).is_some() {
             // Changes other instances committed before now may still be on their way: wait for
             // them, then look again.
-            let caught_up = match &self.barrier {
+            let caught_up = match &self.memory.barrier {
                 Some(barrier) => barrier.wait().await,
                 None => true,
             };
-            if caught_up && let Some(record) = self.cached(id, now) {
+            if caught_up && let Some(record) = self.memory.cached(id, now) {
                 return Ok(Some(record));
             }
         }
@@ -268,9 +290,9 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         id: &IdHash,
         now: i64,
     ) -> Result<Option<Loaded>, SessionError> {
-        if let Some(record) = self.cached(id, now) {
+        if let Some(record) = self.memory.cached(id, now) {
             // Without a barrier this process is the only writer: the copy is current.
-            let confirmed = self.barrier.is_none();
+            let confirmed = self.memory.barrier.is_none();
             return Ok(Some(Loaded { record, confirmed }));
         }
         let loaded = self.read_through(id, now).await?;
@@ -281,9 +303,9 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
-        let ticket = self.start_write(id);
+        let ticket = self.memory.start_write(id);
         let saved = self.inner.save(id, record, now).await;
-        self.finish_write(
+        self.memory.finish_write(
             id,
             ticket,
             saved.as_ref().is_ok_and(|s| *s).then_some(record),
@@ -292,21 +314,21 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
-        let ticket = self.start_write(id);
+        let ticket = self.memory.start_write(id);
         let touched = self.inner.touch(id, expires_at, now).await;
-        let counter = self.counter(id);
+        let counter = self.memory.counter(id);
         // A moved deadline is all that changed: the cached copy stays, with the new deadline, so
         // the session's next read is still a hit. Anything else (the session ended, another
         // write overtook this one, the database failed) forgets it.
         let refreshed = matches!(touched, Ok(true))
             && *counter == ticket
-            && self.is_trusted()
-            && self.cache.peek(id).is_some_and(|mut cached| {
+            && self.memory.is_trusted()
+            && self.memory.cache.peek(id).is_some_and(|mut cached| {
                 cached.expires_at = cached.expires_at.max(expires_at);
-                self.cache.replace(*id, cached, true).is_ok()
+                self.memory.cache.replace(*id, cached, true).is_ok()
             });
         if !refreshed {
-            self.cache.remove(id);
+            self.memory.cache.remove(id);
         }
         touched
     }
@@ -318,19 +340,20 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         record: &Record,
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
-        let old_ticket = self.start_write(old);
-        let new_ticket = self.start_write(new);
+        let old_ticket = self.memory.start_write(old);
+        let new_ticket = self.memory.start_write(new);
         let rekeyed = self.inner.rekey(old, new, record, now).await;
-        self.finish_write(old, old_ticket, None);
+        self.memory.finish_write(old, old_ticket, None);
         let done = matches!(rekeyed, Ok(Rekeyed::Done));
-        self.finish_write(new, new_ticket, done.then_some(record));
+        self.memory
+            .finish_write(new, new_ticket, done.then_some(record));
         rekeyed
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
-        let ticket = self.start_write(id);
+        let ticket = self.memory.start_write(id);
         let deleted = self.inner.delete(id).await;
-        self.finish_write(id, ticket, None);
+        self.memory.finish_write(id, ticket, None);
         deleted
     }
 
@@ -346,14 +369,15 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         record: &Record,
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
-        let old_ticket = old.map(|old| (old, self.start_write(old)));
-        let new_ticket = self.start_write(new);
+        let old_ticket = old.map(|old| (old, self.memory.start_write(old)));
+        let new_ticket = self.memory.start_write(new);
         let signed_in = self.inner.sign_in(old, new, record, now).await;
         if let Some((old, ticket)) = old_ticket {
-            self.finish_write(old, ticket, None);
+            self.memory.finish_write(old, ticket, None);
         }
         let done = matches!(signed_in, Ok(Rekeyed::Done));
-        self.finish_write(new, new_ticket, done.then_some(record));
+        self.memory
+            .finish_write(new, new_ticket, done.then_some(record));
         signed_in
     }
 
@@ -369,7 +393,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
         let revoked = self.inner.revoke(user_id, which).await?;
         for id in &revoked {
-            self.invalidate(id);
+            self.memory.invalidate(id);
         }
         Ok(revoked)
     }
@@ -381,7 +405,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     ) -> Result<Vec<IdHash>, SessionError> {
         let ended = self.inner.bump_auth_epoch(user_id, keep).await?;
         for id in &ended {
-            self.invalidate(id);
+            self.memory.invalidate(id);
         }
         Ok(ended)
     }
@@ -649,7 +673,7 @@ mod tests {
         let (barrier, mut barriers) = barrier();
         let store =
             Arc::new(CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier));
-        store.trust_for(Duration::from_secs(60));
+        store.memory.trust_for(Duration::from_secs(60));
         let id = SessionId::generate().hash();
         assert!(
             store
@@ -664,7 +688,7 @@ mod tests {
             let store = Arc::clone(&store);
             async move {
                 let done = barriers.recv().await.expect("a barrier request");
-                store.invalidate(&id);
+                store.memory.invalidate(&id);
                 done.send(()).expect("the reader waits");
             }
         });
@@ -690,7 +714,7 @@ mod tests {
     async fn an_unconfirmed_hit_skips_the_barrier_and_says_so() {
         let (barrier, mut barriers) = barrier();
         let shared = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
-        shared.trust_for(Duration::from_secs(60));
+        shared.memory.trust_for(Duration::from_secs(60));
         let sole = CachedStore::new(MemoryStore::default(), 10);
         let id = SessionId::generate().hash();
         for store in [&shared, &sole] {
@@ -725,7 +749,7 @@ mod tests {
         let (barrier, barriers) = barrier();
         drop(barriers);
         let store = CachedStore::distrusted(MemoryStore::default(), 10).with_barrier(barrier);
-        store.trust_for(Duration::from_secs(60));
+        store.memory.trust_for(Duration::from_secs(60));
         let id = SessionId::generate().hash();
         store
             .create(&id, &record(1, 1000, "old"))
@@ -803,10 +827,10 @@ mod tests {
         // Each weighs five slots, so the cache holds about a fifth of them.
         let cached = ids
             .iter()
-            .filter(|id| store.cache.peek(*id).is_some())
+            .filter(|id| store.memory.cache.peek(*id).is_some())
             .count();
         assert!(cached <= capacity / 5 + 1, "{cached} of {capacity} cached");
-        assert!(store.cache.weight() <= capacity as u64);
+        assert!(store.memory.cache.weight() <= capacity as u64);
 
         for id in &ids {
             let loaded = store.load(id, 10).await.expect("load");

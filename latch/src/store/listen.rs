@@ -9,7 +9,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgNotification, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CachedStore, SessionStore};
+use super::CachedStore;
+use super::cached::Memory;
 use crate::IdHash;
 
 /// The channel the trigger notifies.
@@ -28,9 +29,9 @@ const LEASE: Duration = Duration::from_secs(2);
 /// is trusted only while the listening connection is up and answering; whenever it drops,
 /// changes may have been missed, so the cache is emptied and reads go to the database until
 /// the listener is back.
-pub(crate) async fn invalidate_on_notify<S: SessionStore>(
+pub(crate) async fn invalidate_on_notify(
     pool: PgPool,
-    cache: Weak<CachedStore<S>>,
+    cache: Weak<Memory>,
     instance: String,
     mut barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
@@ -65,9 +66,9 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 /// Barriers waiting together share one `select 1` on the listening connection: Postgres sends a
 /// listener every notification committed before a query ends ahead of that query's answer, so
 /// once the answer is in, applying what was received catches the cache up.
-async fn follow<S: SessionStore>(
+async fn follow(
     mut listener: PgListener,
-    cache: &Weak<CachedStore<S>>,
+    cache: &Weak<Memory>,
     instance: &str,
     barriers: &mut mpsc::Receiver<oneshot::Sender<()>>,
 ) {
@@ -107,11 +108,7 @@ async fn follow<S: SessionStore>(
 
 /// One `select 1` on the listening connection, then every notification it brought in applied,
 /// and the cache's lease renewed. `false` if the connection did not answer or the cache is gone.
-async fn catch_up<S: SessionStore>(
-    listener: &mut PgListener,
-    cache: &Weak<CachedStore<S>>,
-    instance: &str,
-) -> bool {
+async fn catch_up(listener: &mut PgListener, cache: &Weak<Memory>, instance: &str) -> bool {
     let ping = sqlx::query("select 1").execute(&mut *listener);
     if !matches!(tokio::time::timeout(HEARTBEAT, ping).await, Ok(Ok(_))) {
         return false;
@@ -139,7 +136,7 @@ fn buffered(listener: &mut PgListener) -> Option<PgNotification> {
     }
 }
 
-fn apply<S: SessionStore>(store: &CachedStore<S>, payload: &str, instance: &str) {
+fn apply(store: &Memory, payload: &str, instance: &str) {
     match parse(payload) {
         Some((from, _)) if from == instance => {}
         Some((_, ids)) => ids.iter().for_each(|id| store.invalidate(id)),
@@ -173,15 +170,15 @@ pub(crate) fn instance_name() -> String {
 }
 
 /// Starts [`invalidate_on_notify`] for `store`, answering the barriers sent to `barriers`.
-pub(crate) fn spawn<S: SessionStore>(
+pub(crate) fn spawn<S: super::SessionStore>(
     pool: PgPool,
-    store: &Arc<CachedStore<S>>,
+    store: &CachedStore<S>,
     instance: String,
     barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     tokio::spawn(invalidate_on_notify(
         pool,
-        Arc::downgrade(store),
+        Arc::downgrade(store.memory()),
         instance,
         barriers,
     ));

@@ -6,7 +6,6 @@
 //! every load waiting goes out as one query and every write waiting as one transaction (one
 //! commit, one WAL flush). Each caller hears back after its batch finished.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -63,6 +62,12 @@ impl PostgresStore {
         })
     }
 
+    /// This store behind the batching layer: what [`WriteBatches::batched`] does, callable
+    /// without importing the trait.
+    pub fn batched(self) -> Batched<Self> {
+        Batched::new(self)
+    }
+
     /// One purge batch: `$1` is now, `$2` the batch size.
     ///
     /// The subquery walks the `expires_at` index (the `order by` keeps the planner on it even
@@ -86,11 +91,12 @@ impl Batched<PostgresStore> {
     /// evict: a task listens for them (`LISTEN latch_sessions`) until the cache is dropped, a
     /// cache hit waits until every change committed before it has been heard, and while the
     /// listener is down the cache is bypassed.
-    pub fn cached(self, capacity: usize) -> Arc<CachedStore<Self>> {
+    /// Start it inside a Tokio runtime (Rocket's is one): the listener is a task there.
+    pub fn cached(self, capacity: usize) -> CachedStore<Self> {
         let (barrier, barriers) = cached::barrier();
         let pool = self.inner().pool.clone();
         let instance = self.inner().instance.clone();
-        let cached = Arc::new(CachedStore::distrusted(self, capacity).with_barrier(barrier));
+        let cached = CachedStore::distrusted(self, capacity).with_barrier(barrier);
         listen::spawn(pool, &cached, instance, barriers);
         cached
     }

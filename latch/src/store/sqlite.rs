@@ -83,6 +83,14 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// This store behind the batching layer: what [`WriteBatches::batched`] does, callable
+    /// without importing the trait.
+    pub fn batched(self) -> Batched<Self> {
+        Batched::new(self)
+    }
+}
+
 impl Batched<SqliteStore> {
     /// This store behind a cache of up to `capacity` sessions. This process must be the
     /// database's only writer of sessions.
