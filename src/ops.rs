@@ -31,7 +31,9 @@ pub fn load_config() -> Result<latch::Config, OpsError> {
 /// Applies latch's pending migrations and the app's own; returns a line for the operator.
 pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
-    database.apply_schema().await?;
+    database
+        .apply_schema(&config.database.sessions_table()?)
+        .await?;
     crate::accounts::schema::apply(&database).await?;
     crate::accounts::backfill(&database).await?;
     Ok(format!("migrations applied ({})", database.backend_name()))
@@ -40,7 +42,9 @@ pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
 /// One purge pass over expired sessions, as the background task runs it.
 pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
-    let store = database.session_store(&uncached()).await?;
+    let store = database
+        .session_store(&config.database.sessions_table()?, &uncached())
+        .await?;
     let removed = purge_expired(store.as_ref(), now_ms(), config.session.purge_batch_size).await?;
     Ok(format!("removed {removed} expired sessions"))
 }
@@ -48,9 +52,10 @@ pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
 /// Counts of live and expired sessions, and the age of the oldest live one.
 pub async fn stats(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
-    database.apply_schema().await?;
+    let table = config.database.sessions_table()?;
+    database.apply_schema(&table).await?;
     let now = now_ms();
-    let stats = database.stats(now).await?;
+    let stats = database.stats(&table, now).await?;
     let oldest = match stats.oldest_live_created_at {
         Some(created_at) => {
             let minutes = (now - created_at) / 60_000;

@@ -5,7 +5,7 @@ use rocket::figment::Figment;
 use rocket::figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::PreviousKeys;
+use crate::{PreviousKeys, Table};
 
 /// Every setting latch reads: what [`Latch::fairing`](crate::Latch::fairing) takes from the
 /// `latch` table of the figment, or what an app hands to
@@ -150,6 +150,14 @@ pub struct DatabaseConfig {
     /// request gets 503 (1 to 3,600, default 5).
     #[serde(rename = "database_timeout", default = "default_database_timeout")]
     pub timeout: u64,
+    /// `table`: the sessions table's name, `sessions` by default. Set it when the app has a
+    /// table of that name (see [`Table`]).
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// `schema`: on Postgres, the schema of the sessions table (created if missing); unset, the
+    /// connection's default (`public`).
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 impl Default for DatabaseConfig {
@@ -158,8 +166,14 @@ impl Default for DatabaseConfig {
             url: default_database_url(),
             max_connections: default_max_connections(),
             timeout: default_database_timeout(),
+            table: default_table(),
+            schema: None,
         }
     }
+}
+
+fn default_table() -> String {
+    "sessions".into()
 }
 
 fn default_database_url() -> String {
@@ -180,6 +194,8 @@ impl DatabaseConfig {
         "database_url",
         "database_max_connections",
         "database_timeout",
+        "table",
+        "schema",
     ];
 
     /// Reads the `database_*` keys at the top of `figment` (defaults where absent; other keys
@@ -220,7 +236,27 @@ impl DatabaseConfig {
             1000,
             " connections",
         )?;
-        check_range("database_timeout", self.timeout, 1, 3600, " seconds")
+        check_range("database_timeout", self.timeout, 1, 3600, " seconds")?;
+        if self.schema.is_some() && scheme == "sqlite" {
+            return Err(ConfigError::new(
+                "schema",
+                "SQLite has no schemas: leave `schema` unset (and name the table with `table`)",
+            ));
+        }
+        self.sessions_table().map(drop)
+    }
+
+    /// The sessions table `table` and `schema` name.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `table` or `schema` when it is not a plain name.
+    pub fn sessions_table(&self) -> Result<Table, ConfigError> {
+        let table = Table::new(&self.table)?;
+        match &self.schema {
+            Some(schema) => table.in_schema(schema),
+            None => Ok(table),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
 use crate::store::{SessionStore, StoreStats};
-use crate::{SessionError, SessionManager, schema};
+use crate::{SessionError, SessionManager, Table, schema};
 
 /// Why the database or the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,12 @@ pub enum SetupError {
     /// latch's schema could not be applied.
     #[error("could not apply latch's migrations")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The sessions table's name is taken by a table latch did not make.
+    #[error(
+        "a table `{0}` already exists and latch did not make it: name another for latch's \
+         sessions with the `table` setting"
+    )]
+    TableTaken(String),
     /// The store could not start (its writer's connection, say).
     #[error("could not open the session store")]
     Store(#[source] SessionError),
@@ -112,7 +118,6 @@ impl Database {
                 if let Some(dir) = options.get_filename().parent() {
                     std::fs::create_dir_all(dir).map_err(SetupError::CreateDir)?;
                 }
-                let described = describe_sqlite(url, &options);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(timeout)
@@ -121,39 +126,48 @@ impl Database {
                     .connect_with(options)
                     .await
                     .map_err(SetupError::Connect)?;
-                log::info!("latch: sessions in {described}, table `sessions`");
                 Ok(Self::Sqlite(pool))
             }
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
-                let described = describe_postgres(&options);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(timeout)
                     .connect_with(options)
                     .await
                     .map_err(SetupError::Connect)?;
-                log::info!("latch: sessions in {described}, table `sessions`");
                 Ok(Self::Postgres(pool))
             }
             other => Err(SetupError::UnsupportedScheme(other.to_owned())),
         }
     }
 
-    /// Creates or updates latch's tables (see [`schema`](crate::schema)). Safe on every start.
+    /// Creates or updates latch's tables for the sessions table `table` (see
+    /// [`schema`](crate::schema)). Safe on every start.
     ///
     /// # Errors
     ///
-    /// [`SetupError::Migrate`] when a migration fails.
-    pub async fn apply_schema(&self) -> Result<(), SetupError> {
+    /// [`SetupError::Migrate`] when a migration fails, [`SetupError::TableTaken`] when the
+    /// table exists and is not latch's.
+    pub async fn apply_schema(&self, table: &Table) -> Result<(), SetupError> {
         match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(pool) => schema::apply_sqlite(pool).await?,
+            Self::Sqlite(pool) => schema::apply_sqlite(pool, table).await,
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => schema::apply_postgres(pool).await?,
+            Self::Postgres(pool) => schema::apply_postgres(pool, table).await,
         }
-        Ok(())
+    }
+
+    /// The database, for a log line: the SQLite file (or that it is in memory), or the
+    /// Postgres database, host, port and user. Never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => describe_sqlite(&pool.connect_options()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => describe_postgres(&pool.connect_options()),
+        }
     }
 
     /// `"sqlite"` or `"postgres"`, for messages.
@@ -180,7 +194,7 @@ impl Database {
         }
     }
 
-    /// The session store on this pool, with up to `cache_capacity` sessions also kept in memory
+    /// The session store in `table` on this pool, with up to `cache_capacity` sessions also kept in memory
     /// (0: none). On Postgres (unless `postgres_cache` is off) the cache follows other
     /// instances' changes through notifications, waits for them before serving a hit, and reads
     /// through whenever it cannot hear them. Applies latch's schema first.
@@ -190,13 +204,16 @@ impl Database {
     /// [`SetupError`] when the schema cannot be applied or the store cannot start.
     pub async fn session_store(
         &self,
+        table: &Table,
         config: &SessionConfig,
     ) -> Result<Arc<dyn SessionStore>, SetupError> {
         let capacity = config.cache_capacity;
         Ok(match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
-                let store = SqliteStore::open(pool.clone()).await?.batched();
+                let store = SqliteStore::open_table(pool.clone(), table.clone())
+                    .await?
+                    .batched();
                 if capacity == 0 {
                     Arc::new(store)
                 } else {
@@ -205,7 +222,9 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                let store = PostgresStore::open(pool.clone()).await?.batched();
+                let store = PostgresStore::open_table(pool.clone(), table.clone())
+                    .await?
+                    .batched();
                 if capacity == 0 || !config.postgres_cache {
                     Arc::new(store)
                 } else {
@@ -221,7 +240,7 @@ impl Database {
     /// # Errors
     ///
     /// [`SessionError`] when the query fails.
-    pub async fn stats(&self, now: i64) -> Result<StoreStats, SessionError> {
+    pub async fn stats(&self, table: &Table, now: i64) -> Result<StoreStats, SessionError> {
         // The same SQL on both: `$1` is a numbered parameter in SQLite too.
         const STATS: &str = "
             select
@@ -231,9 +250,19 @@ impl Database {
             from sessions";
         let (live, expired, oldest_live_created_at) = match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(pool) => sqlx::query_as(STATS).bind(now).fetch_one(pool).await?,
+            Self::Sqlite(pool) => {
+                sqlx::query_as(table.sql(STATS))
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await?
+            }
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => sqlx::query_as(STATS).bind(now).fetch_one(pool).await?,
+            Self::Postgres(pool) => {
+                sqlx::query_as(table.sql(STATS))
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await?
+            }
         };
         Ok(StoreStats {
             live,
@@ -245,11 +274,13 @@ impl Database {
 
 /// A SQLite database for the log: its file, or that it lives in memory.
 #[cfg(feature = "sqlite")]
-fn describe_sqlite(url: &str, options: &SqliteConnectOptions) -> String {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+fn describe_sqlite(options: &SqliteConnectOptions) -> String {
+    // How sqlx names the shared in-memory database of `sqlite::memory:`.
+    let file = options.get_filename();
+    if file.to_string_lossy().starts_with("file:sqlx-in-memory-") {
         "an in-memory SQLite database".to_owned()
     } else {
-        format!("the SQLite file {}", options.get_filename().display())
+        format!("the SQLite file {}", file.display())
     }
 }
 
@@ -273,8 +304,13 @@ fn describe_postgres(options: &PgConnectOptions) -> String {
 ///
 /// A [`SetupError`] saying which step failed and why.
 pub async fn open(config: Config) -> Result<(Database, SessionManager), SetupError> {
+    let table = config.database.sessions_table()?;
     let database = Database::connect(&config.database).await?;
-    let store = database.session_store(&config.session).await?;
+    let store = database.session_store(&table, &config.session).await?;
+    log::info!(
+        "latch: sessions in {}, table `{table}`",
+        database.describe()
+    );
     let manager =
         SessionManager::new(store, config.session).with_previous_keys(config.previous_keys);
     Ok((database, manager))

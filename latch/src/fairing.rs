@@ -106,7 +106,9 @@ impl Latch {
     /// Sessions in a store the app built itself (on a pool of its own, say: see
     /// [`SqliteStore::open`](crate::SqliteStore::open) and
     /// [`PostgresStore::open`](crate::PostgresStore::open)). The session settings still come
-    /// from the figment's `latch` table; its `database_*` keys are neither read nor checked.
+    /// from the figment's `latch` table; its `database_*`, `table` and `schema` keys are neither
+    /// read nor checked (the store knows its table: see
+    /// [`SqliteStore::open_table`](crate::SqliteStore::open_table)).
     ///
     /// ```no_run
     /// # async fn build() -> Result<(), Box<dyn std::error::Error>> {

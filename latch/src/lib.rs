@@ -120,6 +120,8 @@
 //! | `database_url` | `sqlite://data/latch.db` | where sessions are stored |
 //! | `database_max_connections` | 8 | pool size (1–1,000) |
 //! | `database_timeout` | 5 | seconds to wait for a connection or lock before a 503 (1–3,600) |
+//! | `table` | `"sessions"` | the sessions table's name (see [`Table`]) |
+//! | `schema` | unset | on Postgres, the table's schema (created if missing) |
 //! | `previous_secret_keys` | `[]` | earlier `secret_key`s whose cookies still open (key rotation) |
 //! | `cookie_name` | `"session"` | the session cookie (`__Host-` needs `cookie_secure`) |
 //! | `idle_timeout` | 3600 | seconds without a request before a session ends |
@@ -138,6 +140,13 @@
 //!
 //! # The schema
 //!
+//! latch's sessions live in a table called `sessions` unless `table` names another (and on
+//! Postgres, `schema` a schema for it): set it when the app has a `sessions` table of its own.
+//! latch never takes over a table it did not make: if one of that name exists without latch's
+//! record of making it, the launch stops with one line saying so and naming the setting. The
+//! indexes, triggers, per-user table and notification channel are named after the table (see
+//! [`Table`]), so two apps' latch tables can share a database.
+//!
 //! Two ways to get the `sessions` table, and they never fight over sqlx's `_sqlx_migrations`:
 //!
 //! - **latch creates it** (the default). At start, [`Latch`] applies latch's migrations and
@@ -147,7 +156,7 @@
 //!   `migrations/postgres` from this crate into your migrations folder *before the first start*
 //!   (as Rails' and Laravel's session-table generators do) and run them with `sqlx migrate run`.
 //!   latch finds them recorded in `_sqlx_migrations` under the same version and checksum and
-//!   leaves them alone.
+//!   leaves them alone. This works for the default table only: the files name `sessions`.
 //!
 //! # Signed-in sessions
 //!
@@ -297,6 +306,7 @@ mod manager;
 pub mod purge;
 pub mod schema;
 pub mod store;
+mod table;
 pub mod user;
 
 use std::marker::PhantomData;
@@ -323,6 +333,7 @@ pub use store::{
     Batched, CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats, Write,
     WriteBatches,
 };
+pub use table::Table;
 pub use user::{Client, Device, Handle, Revoke, SignIn, SignedIn};
 
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell

@@ -1,6 +1,7 @@
 //! The store contract: what every `SessionStore` promises, checked the same way on the SQLite
 //! and the Postgres store, each on its own, behind the batching layer, and behind batching and
-//! the cache (as `Database::session_store` builds it).
+//! the cache (as `Database::session_store` builds it), and that last one again in a table of
+//! another name (on Postgres in a schema of its own), so every statement is checked renamed.
 //!
 //! Postgres runs when `LATCH_TEST_POSTGRES_URL` names a server (a fresh database is made per
 //! test and dropped after it); without it those tests pass as skipped, unless
@@ -15,7 +16,7 @@ mod common;
 use common::Scratch;
 use latch::{
     Client, Database, DatabaseConfig, Handle, IdHash, PostgresStore, Record, Rekeyed, Revoke,
-    SessionConfig, SessionData, SessionId, SessionStore, SignedIn, SqliteStore,
+    SessionConfig, SessionData, SessionId, SessionStore, SignedIn, SqliteStore, Table,
 };
 use serde_json::json;
 
@@ -28,6 +29,8 @@ enum Kind {
     Postgres,
     PostgresBatched,
     PostgresCached,
+    SqliteNamed,
+    PostgresNamed,
 }
 
 /// A store on a scratch database of its own.
@@ -39,8 +42,10 @@ struct Fixture {
 impl Fixture {
     async fn open(kind: Kind) -> Option<Self> {
         let scratch = match kind {
-            Kind::Sqlite | Kind::SqliteBatched | Kind::SqliteCached => Scratch::sqlite().await,
-            Kind::Postgres | Kind::PostgresBatched | Kind::PostgresCached => {
+            Kind::Sqlite | Kind::SqliteBatched | Kind::SqliteCached | Kind::SqliteNamed => {
+                Scratch::sqlite().await
+            }
+            Kind::Postgres | Kind::PostgresBatched | Kind::PostgresCached | Kind::PostgresNamed => {
                 Scratch::postgres().await?
             }
         };
@@ -63,14 +68,31 @@ impl Fixture {
                     cache_capacity: 0,
                     ..SessionConfig::default()
                 };
-                database.session_store(&config).await.expect("open")
+                database
+                    .session_store(&Table::default(), &config)
+                    .await
+                    .expect("open")
             }
             (Kind::SqliteCached | Kind::PostgresCached, _) => {
                 let config = SessionConfig {
                     cache_capacity: 100,
                     ..SessionConfig::default()
                 };
-                database.session_store(&config).await.expect("open")
+                database
+                    .session_store(&Table::default(), &config)
+                    .await
+                    .expect("open")
+            }
+            (Kind::SqliteNamed | Kind::PostgresNamed, _) => {
+                let mut table = Table::new("app_sessions").expect("a plain name");
+                if let Kind::PostgresNamed = kind {
+                    table = table.in_schema("auth").expect("a plain name");
+                }
+                let config = SessionConfig {
+                    cache_capacity: 100,
+                    ..SessionConfig::default()
+                };
+                database.session_store(&table, &config).await.expect("open")
             }
             (kind, database) => panic!("{kind:?} on {database:?}"),
         };
@@ -126,6 +148,14 @@ macro_rules! contract {
         mod postgres_cached {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() { super::run(super::Kind::PostgresCached, super::checks::$check).await; })*
+        }
+        mod sqlite_named {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() { super::run(super::Kind::SqliteNamed, super::checks::$check).await; })*
+        }
+        mod postgres_named {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() { super::run(super::Kind::PostgresNamed, super::checks::$check).await; })*
         }
     };
 }

@@ -185,3 +185,71 @@ async fn with_config_takes_a_configuration_the_app_built() {
         rocket::error::ErrorKind::FailedFairings(_)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_sessions_table_is_refused_by_name_and_another_name_works_beside_it() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("shop.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("the app's pool");
+    sqlx::query("create table sessions (id integer primary key, note text not null)")
+        .execute(&pool)
+        .await
+        .expect("the app's own table");
+    sqlx::query("insert into sessions (note) values ('the app''s')")
+        .execute(&pool)
+        .await
+        .expect("a row of the app's");
+
+    let mut config = latch::Config::default();
+    config.database.url.clone_from(&url);
+    let Err(error) = latch::open(config.clone()).await else {
+        panic!("latch took over the app's `sessions` table");
+    };
+    assert!(
+        matches!(error, latch::SetupError::TableTaken(ref table) if table == "sessions"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("`table` setting"), "{error}");
+    let Err(launch) = Client::tracked(app(figment(&url), Latch::fairing())).await else {
+        panic!("launched on the app's `sessions` table");
+    };
+    assert!(matches!(
+        launch.kind(),
+        rocket::error::ErrorKind::FailedFairings(_)
+    ));
+
+    let client = Client::tracked(app(
+        figment(&url).merge(("latch.table", "latch_sessions")),
+        Latch::fairing(),
+    ))
+    .await
+    .expect("the app launches with latch's table named apart");
+    for expected in ["1", "2"] {
+        let response = client.get("/").dispatch().await;
+        assert_eq!(response.into_string().await.as_deref(), Some(expected));
+    }
+    let latch_rows: i64 = sqlx::query_scalar("select count(*) from latch_sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("latch's table");
+    let app_rows: Vec<String> = sqlx::query_scalar("select note from sessions")
+        .fetch_all(&pool)
+        .await
+        .expect("the app's table, as it was");
+    assert_eq!(latch_rows, 1);
+    assert_eq!(app_rows, ["the app's"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_name_that_would_need_quoting_stops_the_launch_naming_the_key() {
+    let figment = Figment::new().merge(("latch.table", "sessions; drop table users"));
+    let error = latch::Config::from_figment(&figment).expect_err("refused");
+    assert_eq!(error.key, "latch.table", "{error}");
+    let figment = Figment::new()
+        .merge(("latch.database_url", "sqlite::memory:"))
+        .merge(("latch.schema", "auth"));
+    let error = latch::Config::from_figment(&figment).expect_err("no schemas in SQLite");
+    assert_eq!(error.key, "latch.schema", "{error}");
+}

@@ -25,7 +25,7 @@ async fn open_latch(scratch: &Scratch) -> Database {
     .await
     .expect("connect");
     database
-        .session_store(&SessionConfig::default())
+        .session_store(&latch::Table::default(), &SessionConfig::default())
         .await
         .expect("latch opens");
     database

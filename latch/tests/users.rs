@@ -82,13 +82,19 @@ async fn bump(session: Session<'_>) -> Result<String, SessionError> {
 }
 
 fn app(database_url: &str, cache_capacity: usize) -> Rocket<Build> {
-    let figment: Figment = rocket::Config::figment()
+    let mut figment: Figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         // One key for every instance, as in production: each can open the others' cookies.
         .merge(("secret_key", SECRET_KEY))
         .merge(("latch.database_url", database_url))
         .merge(("latch.cache_capacity", cache_capacity))
-        .merge(("latch.postgres_cache", true));
+        .merge(("latch.postgres_cache", true))
+        // A table of another name (the walkthrough's tests cover `sessions`), on Postgres in a
+        // schema of its own: the instances hear each other on that table's channel.
+        .merge(("latch.table", "app_sessions"));
+    if database_url.starts_with("postgres") {
+        figment = figment.merge(("latch.schema", "auth"));
+    }
     rocket::custom(figment).attach(Latch::fairing()).mount(
         "/",
         routes![

@@ -186,7 +186,9 @@ impl TestDb {
     pub async fn seeded_postgres(count: i64, expires_at: &str) -> Option<(Self, PgPool)> {
         let db = Self::create(Backend::Postgres).await?;
         let pool = PgPool::connect(db.url()).await.expect("connect");
-        latch::schema::apply_postgres(&pool).await.expect("migrate");
+        latch::schema::apply_postgres(&pool, &latch::Table::default())
+            .await
+            .expect("migrate");
         sqlx::query(AssertSqlSafe(format!(
             "insert into sessions (id_hash, data, version, created_at, expires_at) \
              select sha256(i::text::bytea), '{{}}', 0, 0, {expires_at} \

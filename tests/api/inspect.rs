@@ -361,7 +361,7 @@ async fn the_inspector_never_shows_a_stale_cached_copy(backend: Backend) {
     let config = latch_walkthrough::config::latch_config(&test_figment(db.url())).expect("config");
     let database = Database::connect(&config.database).await.expect("connect");
     let shared = database
-        .session_store(&config.session)
+        .session_store(&latch::Table::default(), &config.session)
         .await
         .expect("store");
     let store = Arc::new(Unheard::new(Arc::clone(&shared)));

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use latch::store::CHANNEL;
+use latch::Table;
 use sqlx::postgres::PgListener;
 
 use crate::helpers::{SessionRow, TestDb};
@@ -27,7 +27,10 @@ async fn a_statement_announces_every_live_session_it_changed_updates_a_hundred_a
         .map(SessionRow::hex_hash)
         .collect();
     let mut listener = PgListener::connect_with(&pool).await.expect("listener");
-    listener.listen(CHANNEL).await.expect("listen");
+    listener
+        .listen(&Table::default().channel())
+        .await
+        .expect("listen");
     let mut other = pool.acquire().await.expect("connection");
     sqlx::query("set application_name = 'latch-other'")
         .execute(&mut *other)

@@ -1,5 +1,6 @@
-//! Hearing other instances' session changes on Postgres (`LISTEN latch_sessions`, fed by the
-//! trigger in `migrations/postgres`), and evicting those sessions from this instance's cache.
+//! Hearing other instances' session changes on Postgres (`LISTEN latch_sessions`, or the
+//! channel of the store's [`Table`](crate::Table), fed by the trigger in
+//! `migrations/postgres`), and evicting those sessions from this instance's cache.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -13,8 +14,6 @@ use super::CachedStore;
 use super::cached::Memory;
 use crate::IdHash;
 
-/// The channel the trigger notifies.
-pub const CHANNEL: &str = "latch_sessions";
 /// Wait before listening again after the connection failed.
 const RETRY: Duration = Duration::from_secs(1);
 /// How often the listening connection is checked.
@@ -31,13 +30,14 @@ const LEASE: Duration = Duration::from_secs(2);
 /// the listener is back.
 pub(crate) async fn invalidate_on_notify(
     pool: PgPool,
+    channel: String,
     cache: Weak<Memory>,
     instance: String,
     mut barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     // The cache starts distrusted; `follow` trusts it once the connection answers.
     loop {
-        match listen(&pool).await {
+        match listen(&pool, &channel).await {
             Ok(listener) => follow(listener, &cache, &instance, &mut barriers).await,
             Err(error) => log::warn!("cannot listen for session changes, retrying: {error}"),
         }
@@ -51,11 +51,11 @@ pub(crate) async fn invalidate_on_notify(
     }
 }
 
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     // Reconnecting is this module's business: it must distrust the cache in between.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen(channel).await?;
     Ok(listener)
 }
 
@@ -173,11 +173,13 @@ pub(crate) fn instance_name() -> String {
 pub(crate) fn spawn<S: super::SessionStore>(
     pool: PgPool,
     store: &CachedStore<S>,
+    channel: String,
     instance: String,
     barriers: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     tokio::spawn(invalidate_on_notify(
         pool,
+        channel,
         Arc::downgrade(store.memory()),
         instance,
         barriers,

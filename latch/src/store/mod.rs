@@ -14,8 +14,6 @@ mod sqlite;
 pub use batch::{Batched, Write, WriteBatches};
 pub use cached::CachedStore;
 #[cfg(feature = "postgres")]
-pub use listen::CHANNEL;
-#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -19,7 +19,7 @@ use super::{
     encode_data, found_in_order, listen,
 };
 use crate::user::{Device, Revoke};
-use crate::{IdHash, SessionError, SetupError, schema};
+use crate::{IdHash, SessionError, SetupError, Table, schema};
 
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
 ///
@@ -29,6 +29,7 @@ use crate::{IdHash, SessionError, SetupError, schema};
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    table: Table,
     /// The `application_name` of the reader's and writer's connections, which the trigger puts
     /// on every change they make.
     instance: String,
@@ -46,7 +47,18 @@ impl PostgresStore {
     ///
     /// [`SetupError::Migrate`] when the schema cannot be applied.
     pub async fn open(pool: PgPool) -> Result<Self, SetupError> {
-        schema::apply_postgres(&pool).await?;
+        Self::open_table(pool, Table::default()).await
+    }
+
+    /// [`open`](Self::open), with the sessions in `table` rather than `sessions` (and in its
+    /// schema, created if missing).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`SetupError::TableTaken`] when a table of that name
+    /// exists and is not latch's.
+    pub async fn open_table(pool: PgPool, table: Table) -> Result<Self, SetupError> {
+        schema::apply_postgres(&pool, &table).await?;
         let instance = listen::instance_name();
         let options = pool
             .connect_options()
@@ -56,6 +68,7 @@ impl PostgresStore {
         let timeout = pool.options().get_acquire_timeout();
         Ok(Self {
             pool,
+            table,
             instance,
             reader: Mutex::new(Dedicated::new(options.clone(), timeout)),
             writer: Mutex::new(Dedicated::new(options, timeout)),
@@ -68,7 +81,7 @@ impl PostgresStore {
         Batched::new(self)
     }
 
-    /// One purge batch: `$1` is now, `$2` the batch size.
+    /// One purge batch, as written for the default table: `$1` is now, `$2` the batch size.
     ///
     /// The subquery walks the `expires_at` index (the `order by` keeps the planner on it even
     /// when nearly every row has expired) and the IDs it returns are deleted through the
@@ -96,8 +109,9 @@ impl Batched<PostgresStore> {
         let (barrier, barriers) = cached::barrier();
         let pool = self.inner().pool.clone();
         let instance = self.inner().instance.clone();
+        let channel = self.inner().table.channel();
         let cached = CachedStore::distrusted(self, capacity).with_barrier(barrier);
-        listen::spawn(pool, &cached, instance, barriers);
+        listen::spawn(pool, &cached, channel, instance, barriers);
         cached
     }
 }
@@ -144,7 +158,7 @@ impl SessionStore for PostgresStore {
     ) -> Result<Rekeyed, SessionError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
         let mut connection = self.pool.acquire().await?;
-        users::rekey(&mut connection, old, new, record, now, None).await
+        users::rekey(&self.table, &mut connection, old, new, record, now, None).await
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -153,7 +167,7 @@ impl SessionStore for PostgresStore {
 
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         // On the pool, so a purge batch never holds up request writes.
-        let result = sqlx::query(Self::PURGE_BATCH)
+        let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
             .bind(now)
             .bind(i64::from(limit))
             .execute(&self.pool)
@@ -169,7 +183,7 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         let mut connection = self.pool.acquire().await?;
-        users::sign_in(&mut connection, old, new, record, now).await
+        users::sign_in(&self.table, &mut connection, old, new, record, now).await
     }
 
     async fn user_sessions(
@@ -179,12 +193,12 @@ impl SessionStore for PostgresStore {
         now: i64,
     ) -> Result<Vec<Device>, SessionError> {
         let mut connection = self.pool.acquire().await?;
-        users::user_sessions(&mut connection, user_id, current, now).await
+        users::user_sessions(&self.table, &mut connection, user_id, current, now).await
     }
 
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
         let mut connection = self.pool.acquire().await?;
-        users::revoke(&mut connection, user_id, which).await
+        users::revoke(&self.table, &mut connection, user_id, which).await
     }
 
     async fn bump_auth_epoch(
@@ -193,7 +207,7 @@ impl SessionStore for PostgresStore {
         keep: Option<&IdHash>,
     ) -> Result<Vec<IdHash>, SessionError> {
         let mut connection = self.pool.acquire().await?;
-        users::bump_auth_epoch(&mut connection, user_id, keep).await
+        users::bump_auth_epoch(&self.table, &mut connection, user_id, keep).await
     }
 }
 
@@ -203,7 +217,7 @@ impl WriteBatches for PostgresStore {
 
     async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError> {
         let mut writer = self.writer.lock().await;
-        let result = write_many(writer.connection().await?, writes).await;
+        let result = write_many(writer.connection().await?, &self.table, writes).await;
         writer.forget_after(result)
     }
 
@@ -212,7 +226,7 @@ impl WriteBatches for PostgresStore {
         loads: &[(IdHash, i64)],
     ) -> Result<Vec<Option<Record>>, SessionError> {
         let mut reader = self.reader.lock().await;
-        let result = load_many(reader.connection().await?, loads).await;
+        let result = load_many(reader.connection().await?, &self.table, loads).await;
         reader.forget_after(result)
     }
 }
@@ -255,16 +269,17 @@ impl Dedicated {
 
 async fn load_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[(IdHash, i64)],
 ) -> Result<Vec<Option<Record>>, SessionError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
     let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
-    let rows: Vec<FoundRow> = sqlx::query_as(
+    let rows: Vec<FoundRow> = sqlx::query_as(table.sql(
         "select id_hash, data, version, created_at, expires_at,
             user_id, handle, signed_in_at, user_agent, address
          from sessions
          where id_hash = any($1) and expires_at > $2",
-    )
+    ))
     .bind(ids)
     .bind(earliest)
     .fetch_all(connection)
@@ -275,6 +290,7 @@ async fn load_many(
 /// Every write of `batch` in one transaction (or one statement, when that is all it takes).
 async fn write_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
 ) -> Result<Vec<bool>, SessionError> {
     let rounds = plan(batch);
@@ -283,12 +299,12 @@ async fn write_many(
         && round.statements() <= 1
     {
         // One statement is atomic by itself: save the BEGIN and COMMIT round trips.
-        run_round(connection, batch, round, &mut outcomes).await?;
+        run_round(connection, table, batch, round, &mut outcomes).await?;
         return Ok(outcomes);
     }
     let mut transaction = connection.begin().await?;
     for round in &rounds {
-        run_round(&mut transaction, batch, round, &mut outcomes).await?;
+        run_round(&mut transaction, table, batch, round, &mut outcomes).await?;
     }
     transaction.commit().await?;
     Ok(outcomes)
@@ -299,23 +315,24 @@ async fn write_many(
 /// ID order, so concurrent batches from several instances tend to lock rows in the same order.
 async fn run_round(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
     round: &Round,
     outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
         if !creates.is_empty() {
-            create_many(connection, batch, creates, with_user, outcomes).await?;
+            create_many(connection, table, batch, creates, with_user, outcomes).await?;
         }
     }
     if !round.saves.is_empty() {
-        save_many(connection, batch, &round.saves, outcomes).await?;
+        save_many(connection, table, batch, &round.saves, outcomes).await?;
     }
     if !round.touches.is_empty() {
-        touch_many(connection, batch, &round.touches, outcomes).await?;
+        touch_many(connection, table, batch, &round.touches, outcomes).await?;
     }
     if !round.deletes.is_empty() {
-        delete_many(connection, batch, &round.deletes, outcomes).await?;
+        delete_many(connection, table, batch, &round.deletes, outcomes).await?;
     }
     Ok(())
 }
@@ -331,6 +348,7 @@ fn in_id_order(batch: &[Write], indices: &[usize]) -> Vec<usize> {
 /// leave them null, through the shorter statement).
 async fn create_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
     with_user: bool,
@@ -369,9 +387,9 @@ async fn create_many(
         }
     }
     let query = if with_user {
-        users.bind(columns.bind(sqlx::query(SIGNED_IN)))
+        users.bind(columns.bind(sqlx::query(table.sql(SIGNED_IN))))
     } else {
-        columns.bind(sqlx::query(ANONYMOUS))
+        columns.bind(sqlx::query(table.sql(ANONYMOUS)))
     };
     let created = returned_ids(query.fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &created, outcomes);
@@ -413,6 +431,7 @@ impl UserArrays {
 
 async fn save_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
@@ -429,7 +448,7 @@ async fn save_many(
         }
     }
     // Written only if the row still has the version the writer read and has not expired.
-    let query = sqlx::query(
+    let query = sqlx::query(table.sql(
         r#"
         update sessions s
         set data = v.data, version = v.version, expires_at = v.expires_at, last_seen = v.now
@@ -438,7 +457,7 @@ async fn save_many(
         where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
         returning s.id_hash
         "#,
-    );
+    ));
     let saved = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &saved, outcomes);
     Ok(())
@@ -446,6 +465,7 @@ async fn save_many(
 
 async fn touch_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
@@ -463,7 +483,7 @@ async fn touch_many(
         }
     }
     // Live sessions only, and deadlines only move forward.
-    let query = sqlx::query(
+    let query = sqlx::query(table.sql(
         r#"
         update sessions s
         set expires_at = v.expires_at, last_seen = v.now
@@ -471,7 +491,7 @@ async fn touch_many(
         where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
         returning s.id_hash
         "#,
-    )
+    ))
     .bind(columns.ids)
     .bind(columns.numbers[0].clone())
     .bind(columns.numbers[1].clone());
@@ -482,6 +502,7 @@ async fn touch_many(
 
 async fn delete_many(
     connection: &mut PgConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
@@ -489,7 +510,8 @@ async fn delete_many(
     let indices = in_id_order(batch, indices);
     let ids: Vec<Vec<u8>> = indices.iter().map(|&i| batch[i].id().0.to_vec()).collect();
     let query =
-        sqlx::query("delete from sessions where id_hash = any($1) returning id_hash").bind(ids);
+        sqlx::query(table.sql("delete from sessions where id_hash = any($1) returning id_hash"))
+            .bind(ids);
     let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &deleted, outcomes);
     Ok(())

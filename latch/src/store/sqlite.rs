@@ -24,7 +24,7 @@ use super::{
     encode_data, found_in_order,
 };
 use crate::user::{Device, Revoke};
-use crate::{IdHash, SessionError, SetupError, schema};
+use crate::{IdHash, SessionError, SetupError, Table, schema};
 
 /// Sessions in a SQLite database (see `migrations/sqlite`).
 ///
@@ -33,6 +33,7 @@ use crate::{IdHash, SessionError, SetupError, schema};
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    table: Table,
     writer: Arc<Mutex<Writer>>,
     /// Where batched loads run (only the load task uses it, one batch at a time).
     reader: Mutex<SqliteConnection>,
@@ -50,7 +51,17 @@ impl SqliteStore {
     /// [`SetupError`] when the schema cannot be applied or the writer's connection cannot be
     /// set up.
     pub async fn open(pool: SqlitePool) -> Result<Self, SetupError> {
-        schema::apply_sqlite(&pool).await?;
+        Self::open_table(pool, Table::default()).await
+    }
+
+    /// [`open`](Self::open), with the sessions in `table` rather than `sessions`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`SetupError::TableTaken`] when a table of that name
+    /// exists and is not latch's.
+    pub async fn open_table(pool: SqlitePool, table: Table) -> Result<Self, SetupError> {
+        schema::apply_sqlite(&pool, &table).await?;
         let mut connection = pool.acquire().await.map_err(SessionError::from)?.detach();
         // Checkpoints (copying the WAL back into the database file, with an fsync) would stall
         // the writer in the middle of a commit; a background task runs them instead.
@@ -77,6 +88,7 @@ impl SqliteStore {
         ));
         Ok(Self {
             pool,
+            table,
             writer,
             reader,
         })
@@ -110,12 +122,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
-        sqlx::query_as::<_, StoredRow>(
+        sqlx::query_as::<_, StoredRow>(self.table.sql(
             "select data, version, created_at, expires_at,
                 user_id, handle, signed_in_at, user_agent, address
              from sessions
              where id_hash = ? and expires_at > ?",
-        )
+        ))
         .bind(id.as_bytes())
         .bind(now)
         .fetch_optional(&self.pool)
@@ -150,7 +162,16 @@ impl SessionStore for SqliteStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         let mut writer = self.writer.lock().await;
-        users::rekey(writer.durable().await?, old, new, record, now, None).await
+        users::rekey(
+            &self.table,
+            writer.durable().await?,
+            old,
+            new,
+            record,
+            now,
+            None,
+        )
+        .await
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
@@ -160,10 +181,10 @@ impl SessionStore for SqliteStore {
     async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
         // The subquery walks the expires_at index, so a batch costs O(limit), not a table scan.
         let mut writer = self.writer.lock().await;
-        let result = sqlx::query(
+        let result = sqlx::query(self.table.sql(
             "delete from sessions
              where id_hash in (select id_hash from sessions where expires_at <= ? limit ?)",
-        )
+        ))
         .bind(now)
         .bind(i64::from(limit))
         .execute(writer.durable().await?)
@@ -179,7 +200,7 @@ impl SessionStore for SqliteStore {
         now: i64,
     ) -> Result<Rekeyed, SessionError> {
         let mut writer = self.writer.lock().await;
-        users::sign_in(writer.durable().await?, old, new, record, now).await
+        users::sign_in(&self.table, writer.durable().await?, old, new, record, now).await
     }
 
     async fn user_sessions(
@@ -189,12 +210,12 @@ impl SessionStore for SqliteStore {
         now: i64,
     ) -> Result<Vec<Device>, SessionError> {
         let mut reader = self.pool.acquire().await?;
-        users::user_sessions(&mut reader, user_id, current, now).await
+        users::user_sessions(&self.table, &mut reader, user_id, current, now).await
     }
 
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
         let mut writer = self.writer.lock().await;
-        users::revoke(writer.durable().await?, user_id, which).await
+        users::revoke(&self.table, writer.durable().await?, user_id, which).await
     }
 
     async fn bump_auth_epoch(
@@ -203,7 +224,7 @@ impl SessionStore for SqliteStore {
         keep: Option<&IdHash>,
     ) -> Result<Vec<IdHash>, SessionError> {
         let mut writer = self.writer.lock().await;
-        users::bump_auth_epoch(writer.durable().await?, user_id, keep).await
+        users::bump_auth_epoch(&self.table, writer.durable().await?, user_id, keep).await
     }
 }
 
@@ -216,7 +237,7 @@ impl WriteBatches for SqliteStore {
         loads: &[(IdHash, i64)],
     ) -> Result<Vec<Option<Record>>, SessionError> {
         let mut reader = self.reader.lock().await;
-        load_many(&mut reader, loads).await
+        load_many(&mut reader, &self.table, loads).await
     }
 
     /// Applies the batch as a few multi-row statements (see `plan`), in one transaction when
@@ -240,14 +261,14 @@ impl WriteBatches for SqliteStore {
             && round.statements() == 1
         {
             // One statement is atomic by itself: no BEGIN / COMMIT around it.
-            run_round(writer, batch, round, &mut outcomes).await?;
+            run_round(writer, &self.table, batch, round, &mut outcomes).await?;
             return Ok(outcomes);
         }
         // IMMEDIATE takes the write lock up front (waiting up to the busy timeout for another
         // process) rather than failing half-way through the batch.
         let mut transaction = writer.begin_with("begin immediate").await?;
         for round in &rounds {
-            run_round(&mut transaction, batch, round, &mut outcomes).await?;
+            run_round(&mut transaction, &self.table, batch, round, &mut outcomes).await?;
         }
         transaction.commit().await?;
         Ok(outcomes)
@@ -295,6 +316,7 @@ impl Writer {
 /// connection, serve every batch size.
 async fn load_many(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[(IdHash, i64)],
 ) -> Result<Vec<Option<Record>>, SessionError> {
     let Some((last, _)) = batch.last() else {
@@ -308,7 +330,7 @@ async fn load_many(
          where id_hash in ({}) and expires_at > ?",
         rows_of("?", slots)
     );
-    let mut query = sqlx::query_as::<_, FoundRow>(AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, FoundRow>(AssertSqlSafe(table.rename(sql)));
     for (id, _) in batch {
         query = query.bind(id.as_bytes());
     }
@@ -370,26 +392,27 @@ async fn checkpoint_in_background(pool: SqlitePool, writer: Weak<Mutex<Writer>>)
 
 async fn run_round(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[Write],
     round: &Round,
     outcomes: &mut [bool],
 ) -> Result<(), SessionError> {
     for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
         if !creates.is_empty() {
-            let created = create_many(&mut *connection, batch, creates, with_user).await?;
+            let created = create_many(&mut *connection, table, batch, creates, with_user).await?;
             mark(batch, creates, &created, outcomes);
         }
     }
     if !round.saves.is_empty() {
-        let saved = save_many(&mut *connection, batch, &round.saves).await?;
+        let saved = save_many(&mut *connection, table, batch, &round.saves).await?;
         mark(batch, &round.saves, &saved, outcomes);
     }
     if !round.touches.is_empty() {
-        let touched = touch_many(&mut *connection, batch, &round.touches).await?;
+        let touched = touch_many(&mut *connection, table, batch, &round.touches).await?;
         mark(batch, &round.touches, &touched, outcomes);
     }
     if !round.deletes.is_empty() {
-        let deleted = delete_many(&mut *connection, batch, &round.deletes).await?;
+        let deleted = delete_many(&mut *connection, table, batch, &round.deletes).await?;
         mark(batch, &round.deletes, &deleted, outcomes);
     }
     Ok(())
@@ -410,6 +433,7 @@ fn rows_of(row: &str, count: usize) -> String {
 /// leave them null, and the shorter statement is cheaper to prepare).
 async fn create_many(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
     with_user: bool,
@@ -428,7 +452,8 @@ async fn create_many(
          values {} on conflict (id_hash) do nothing returning id_hash",
         rows_of(row, indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
+    let mut query =
+        sqlx::query(AssertSqlSafe(table.rename(sql))).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Create { id, record } = &batch[index] {
             query = query
@@ -454,6 +479,7 @@ async fn create_many(
 
 async fn save_many(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
@@ -468,7 +494,8 @@ async fn save_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
+    let mut query =
+        sqlx::query(AssertSqlSafe(table.rename(sql))).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Save { id, record, now } = &batch[index] {
             query = query
@@ -484,6 +511,7 @@ async fn save_many(
 
 async fn touch_many(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
@@ -496,7 +524,8 @@ async fn touch_many(
          returning sessions.id_hash",
         rows_of("(?, ?, ?)", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
+    let mut query =
+        sqlx::query(AssertSqlSafe(table.rename(sql))).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Touch {
             id,
@@ -512,6 +541,7 @@ async fn touch_many(
 
 async fn delete_many(
     connection: &mut SqliteConnection,
+    table: &Table,
     batch: &[Write],
     indices: &[usize],
 ) -> Result<HashSet<IdHash>, SessionError> {
@@ -519,7 +549,8 @@ async fn delete_many(
         "delete from sessions where id_hash in ({}) returning id_hash",
         rows_of("?", indices.len())
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(indices.len() <= PREPARED_UP_TO);
+    let mut query =
+        sqlx::query(AssertSqlSafe(table.rename(sql))).persistent(indices.len() <= PREPARED_UP_TO);
     for &index in indices {
         if let Write::Delete { id } = &batch[index] {
             query = query.bind(id.as_bytes());

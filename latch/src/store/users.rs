@@ -75,10 +75,11 @@ macro_rules! user_operations {
         };
         use super::{DeviceRow, sql};
         use crate::user::{Device, Revoke};
-        use crate::{IdHash, SessionError};
+        use crate::{IdHash, SessionError, Table};
 
         /// [`REKEY`]: `epoch` is the auth epoch of a sign-in, `None` for a plain rekey.
         pub(crate) async fn rekey(
+            table: &Table,
             connection: &mut $connection,
             old: &IdHash,
             new: &IdHash,
@@ -87,7 +88,7 @@ macro_rules! user_operations {
             epoch: Option<i64>,
         ) -> Result<Rekeyed, SessionError> {
             let user = UserColumns::of(record);
-            let changed = sqlx::query(REKEY)
+            let changed = sqlx::query(table.sql(REKEY))
                 .bind(new.as_bytes())
                 .bind(encode_data(&record.data)?)
                 .bind(record.version)
@@ -108,6 +109,7 @@ macro_rules! user_operations {
 
         /// [`SessionStore::sign_in`](super::super::SessionStore::sign_in), in one transaction.
         pub(crate) async fn sign_in(
+            table: &Table,
             connection: &mut $connection,
             old: Option<&IdHash>,
             new: &IdHash,
@@ -119,14 +121,16 @@ macro_rules! user_operations {
                 return Err(SessionError::NotSignedIn);
             };
             let mut transaction = connection.begin().await?;
-            let epoch: i64 = sqlx::query_scalar(LOCK_USER)
+            let epoch: i64 = sqlx::query_scalar(table.sql(LOCK_USER))
                 .bind(user_id)
                 .fetch_one(&mut *transaction)
                 .await?;
             let outcome = match old {
-                Some(old) => rekey(&mut transaction, old, new, record, now, Some(epoch)).await?,
+                Some(old) => {
+                    rekey(table, &mut transaction, old, new, record, now, Some(epoch)).await?
+                }
                 None => {
-                    let created = sqlx::query(CREATE_SIGNED_IN)
+                    let created = sqlx::query(table.sql(CREATE_SIGNED_IN))
                         .bind(new.as_bytes())
                         .bind(encode_data(&record.data)?)
                         .bind(record.version)
@@ -158,12 +162,13 @@ macro_rules! user_operations {
 
         /// [`SessionStore::user_sessions`](super::super::SessionStore::user_sessions).
         pub(crate) async fn user_sessions(
+            table: &Table,
             connection: &mut $connection,
             user_id: &str,
             current: Option<&IdHash>,
             now: i64,
         ) -> Result<Vec<Device>, SessionError> {
-            let rows: Vec<DeviceRow> = sqlx::query_as(sql::SESSIONS)
+            let rows: Vec<DeviceRow> = sqlx::query_as(table.sql(sql::SESSIONS))
                 .bind(user_id)
                 .bind(current.map(IdHash::as_bytes))
                 .bind(now)
@@ -177,6 +182,7 @@ macro_rules! user_operations {
 
         /// [`SessionStore::revoke`](super::super::SessionStore::revoke).
         pub(crate) async fn revoke(
+            table: &Table,
             connection: &mut $connection,
             user_id: &str,
             which: Revoke<'_>,
@@ -186,7 +192,7 @@ macro_rules! user_operations {
                 Revoke::AllBut(keep) => (None, Some(keep.as_bytes())),
                 Revoke::All => (None, None),
             };
-            let rows = sqlx::query(sql::REVOKE)
+            let rows = sqlx::query(table.sql(sql::REVOKE))
                 .bind(user_id)
                 .bind(handle)
                 .bind(all_but)
@@ -198,24 +204,25 @@ macro_rules! user_operations {
         /// [`SessionStore::bump_auth_epoch`](super::super::SessionStore::bump_auth_epoch), in
         /// one transaction.
         pub(crate) async fn bump_auth_epoch(
+            table: &Table,
             connection: &mut $connection,
             user_id: &str,
             keep: Option<&IdHash>,
         ) -> Result<Vec<IdHash>, SessionError> {
             let mut transaction = connection.begin().await?;
-            let epoch: i64 = sqlx::query_scalar(sql::BUMP)
+            let epoch: i64 = sqlx::query_scalar(table.sql(sql::BUMP))
                 .bind(user_id)
                 .fetch_one(&mut *transaction)
                 .await?;
             if let Some(keep) = keep {
-                sqlx::query(sql::KEEP)
+                sqlx::query(table.sql(sql::KEEP))
                     .bind(user_id)
                     .bind(epoch)
                     .bind(keep.as_bytes())
                     .execute(&mut *transaction)
                     .await?;
             }
-            let rows = sqlx::query(sql::BEFORE_EPOCH)
+            let rows = sqlx::query(table.sql(sql::BEFORE_EPOCH))
                 .bind(user_id)
                 .bind(epoch)
                 .fetch_all(&mut *transaction)
