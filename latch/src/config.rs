@@ -309,6 +309,11 @@ pub struct SessionConfig {
     pub max_data_bytes: usize,
     /// Name of the private cookie that carries the CSRF token of the app's forms.
     pub csrf_cookie_name: String,
+    /// Origins, besides the request's own host, whose state-changing requests are accepted:
+    /// exact `scheme://host[:port]` strings, e.g. `https://app.example.com` for a front end on
+    /// another subdomain, or the public origin of an app behind a proxy that rewrites `Host`.
+    /// Empty by default: only the request's own host.
+    pub trusted_origins: Vec<String>,
 }
 
 impl Default for SessionConfig {
@@ -325,6 +330,7 @@ impl Default for SessionConfig {
             cookie_secure: false,
             max_data_bytes: 16 * 1024,
             csrf_cookie_name: "csrf".into(),
+            trusted_origins: Vec::new(),
         }
     }
 }
@@ -405,6 +411,7 @@ impl SessionConfig {
         "cookie_secure",
         "max_data_bytes",
         "csrf_cookie_name",
+        "trusted_origins",
     ];
 
     /// Reads the session settings at the top of `figment` (defaults where absent; other keys
@@ -492,7 +499,19 @@ impl SessionConfig {
             DATA_BYTES_RANGE.0,
             DATA_BYTES_RANGE.1,
             " bytes",
-        )
+        )?;
+        for (index, origin) in self.trusted_origins.iter().enumerate() {
+            if crate::csrf::Origin::parse(origin).is_none() {
+                return Err(ConfigError::new(
+                    "trusted_origins",
+                    format!(
+                        "entry {index}, {origin:?}, is not an origin: write it as \
+                         `https://host` or `http://host:port`, with no path"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A cookie name must be a token (RFC 6265); the `__Host-` and `__Secure-` prefixes make

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cookie::{self, Opened};
-use super::{Session, SessionError, SessionId};
+use super::{Session, SessionConfig, SessionError, SessionId};
 
 /// Bytes of randomness in a cookie token.
 const TOKEN_BYTES: usize = 32;
@@ -160,15 +160,19 @@ fn is_token(value: &str) -> bool {
 }
 
 /// Refuses a state-changing request (any method but GET, HEAD, OPTIONS and TRACE) that a browser
-/// says came from another site: `Sec-Fetch-Site: cross-site` or `same-site`, or an `Origin`
-/// (including `null`) whose host and port are not the `Host` the request was sent to. Requests
-/// without these headers (older browsers, non-browser clients) pass: `SameSite=Lax` cookies and
-/// the form token still cover them.
+/// says came from another site: an `Origin` (including `null`) whose host and port are neither
+/// the `Host` the request was sent to nor one of `trusted_origins`, or, without a trusted
+/// `Origin`, `Sec-Fetch-Site: cross-site` or `same-site`. Requests without these headers (older
+/// browsers, non-browser clients) pass: `SameSite=Lax` cookies and the form token still cover
+/// them.
 ///
 /// # Errors
 ///
 /// [`SessionError::CrossSite`] (403).
-pub fn refuse_cross_site(request: &Request<'_>) -> Result<(), SessionError> {
+pub fn refuse_cross_site(
+    request: &Request<'_>,
+    config: &SessionConfig,
+) -> Result<(), SessionError> {
     if matches!(
         request.method(),
         Method::Get | Method::Head | Method::Options | Method::Trace
@@ -176,12 +180,18 @@ pub fn refuse_cross_site(request: &Request<'_>) -> Result<(), SessionError> {
         return Ok(());
     }
     let headers = request.headers();
+    let origin = headers.get_one("Origin");
+    if let Some(origin) = origin
+        && is_trusted(origin, &config.trusted_origins)
+    {
+        return Ok(());
+    }
     if let Some(site) = headers.get_one("Sec-Fetch-Site")
         && (site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site"))
     {
         return Err(SessionError::CrossSite);
     }
-    let Some(origin) = headers.get_one("Origin") else {
+    let Some(origin) = origin else {
         return Ok(());
     };
     let host = headers.get_one("Host").unwrap_or_default();
@@ -192,36 +202,75 @@ pub fn refuse_cross_site(request: &Request<'_>) -> Result<(), SessionError> {
     }
 }
 
+/// Whether `origin` is exactly one of `trusted` (scheme, host and port; case-insensitive host).
+fn is_trusted(origin: &str, trusted: &[String]) -> bool {
+    if trusted.is_empty() {
+        return false;
+    }
+    let Some(origin) = Origin::parse(origin) else {
+        return false;
+    };
+    trusted
+        .iter()
+        .filter_map(|trusted| Origin::parse(trusted))
+        .any(|trusted| trusted == origin)
+}
+
+/// An origin (`scheme://host[:port]`), normalised: lowercase scheme and host, the scheme's
+/// default port written out.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: String,
+    host: String,
+    port: String,
+}
+
+impl Origin {
+    /// `http` and `https` origins only; `None` for `null`, a path, credentials and the like.
+    pub(crate) fn parse(origin: &str) -> Option<Self> {
+        let (scheme, authority) = origin.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let (host, port) = authority_of(authority, default_port(&scheme)?)?;
+        Some(Self { scheme, host, port })
+    }
+}
+
+fn default_port(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "http" => Some("80"),
+        "https" => Some("443"),
+        _ => None,
+    }
+}
+
+/// `host[:port]` → lowercase host and port (`default_port` when absent).
+fn authority_of(authority: &str, default_port: &str) -> Option<(String, String)> {
+    let authority = authority.trim().trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    // An IPv6 literal keeps its colons inside brackets.
+    let (host, port) = match authority.rfind(':') {
+        Some(colon) if !authority[colon..].contains(']') => {
+            (&authority[..colon], &authority[colon + 1..])
+        }
+        _ => (authority, default_port),
+    };
+    Some((host.to_ascii_lowercase(), port.to_owned()))
+}
+
 /// Whether `origin` (`scheme://host[:port]`) names the same host and port as the `Host` header.
 /// A missing port means the scheme's default on both sides.
 fn same_authority(origin: &str, host: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else {
+    let Some(origin) = Origin::parse(origin) else {
         // `null` and anything malformed
         return false;
     };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" => "80",
-        "https" => "443",
-        _ => return false,
+    let Some(default_port) = default_port(&origin.scheme) else {
+        return false;
     };
-    let normalize = |authority: &str| -> Option<(String, String)> {
-        let authority = authority.trim().trim_end_matches('/');
-        if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
-            return None;
-        }
-        // An IPv6 literal keeps its colons inside brackets.
-        let (host, port) = match authority.rfind(':') {
-            Some(colon) if !authority[colon..].contains(']') => {
-                (&authority[..colon], &authority[colon + 1..])
-            }
-            _ => (authority, default_port),
-        };
-        Some((host.to_ascii_lowercase(), port.to_owned()))
-    };
-    match (normalize(authority), normalize(host)) {
-        (Some(origin), Some(host)) => origin == host,
-        _ => false,
-    }
+    authority_of(host, default_port)
+        .is_some_and(|(host, port)| host == origin.host && port == origin.port)
 }
 
 #[cfg(test)]
@@ -250,6 +299,32 @@ mod tests {
         ] {
             assert!(!same_authority(origin, host), "{origin} vs {host}");
         }
+    }
+
+    #[test]
+    fn only_exact_trusted_origins_are_trusted() {
+        let trusted = vec![
+            "https://App.example.com".to_owned(),
+            "http://localhost:5173".to_owned(),
+        ];
+        for origin in [
+            "https://app.example.com",
+            "https://app.example.com:443",
+            "http://localhost:5173",
+        ] {
+            assert!(is_trusted(origin, &trusted), "{origin}");
+        }
+        for origin in [
+            "http://app.example.com",
+            "https://evil.app.example.com",
+            "https://app.example.com.evil.example",
+            "http://localhost:5174",
+            "null",
+            "https://app.example.com@evil.example",
+        ] {
+            assert!(!is_trusted(origin, &trusted), "{origin}");
+        }
+        assert!(!is_trusted("https://app.example.com", &[]));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::{SessionError, SessionManager, Table, schema};
 
 /// Why the database or the store could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// A setting is out of range or of the wrong type.
     #[error(transparent)]

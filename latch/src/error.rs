@@ -11,6 +11,7 @@ use sqlx::postgres::{PgDatabaseError, PgSeverity};
 /// A session operation that could not be completed. Store errors keep their source (for the log)
 /// but say nothing about it in `Display`, so nothing internal reaches a page.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The database could not be reached or is too busy; retrying later may succeed.
     #[error("the session store is unavailable")]

@@ -71,6 +71,9 @@ enum Source {
     Config(Box<Config>),
     /// A configuration the app reads from the figment its own way.
     Reader(ConfigReader),
+    /// The figment's `latch` table, with the sessions in memory.
+    #[cfg(feature = "sqlite")]
+    InMemory,
     /// A store the app opened; the session settings from the figment's `latch` table.
     Store(Arc<dyn SessionStore>),
 }
@@ -100,6 +103,16 @@ impl Latch {
     pub fn with_config_from(read: ConfigReader) -> Self {
         Self {
             source: Source::Reader(read),
+        }
+    }
+
+    /// Sessions in an in-memory SQLite database, gone when the app stops: for tests (see
+    /// [`testing`](crate::testing)). The other settings come from the figment's `latch` table
+    /// as with [`fairing`](Self::fairing); `database_url` is `sqlite::memory:` whatever it says.
+    #[cfg(feature = "sqlite")]
+    pub fn in_memory() -> Self {
+        Self {
+            source: Source::InMemory,
         }
     }
 
@@ -154,6 +167,13 @@ impl Fairing for Latch {
                     (**config).clone()
                 }
                 Source::Reader(read) => read(rocket.figment())?,
+                #[cfg(feature = "sqlite")]
+                Source::InMemory => {
+                    let mut config = Config::from_figment(rocket.figment())?;
+                    config.database.url = "sqlite::memory:".into();
+                    config.database.schema = None;
+                    config
+                }
             };
             database::open(config)
                 .await

@@ -47,6 +47,16 @@
 //! when the data would grow past its cap, 403 for a cross-site write), logging server-side
 //! failures. Map it to your own error type with [`SessionError::status`] instead if you like.
 //!
+//! # When a guard refuses
+//!
+//! The guards refuse before the handler runs: [`Session`] and [`CsrfToken`] with 403 for a
+//! cross-site write and 503 when the database cannot be read, [`CsrfForm`] with 403 for a
+//! missing or wrong token and what `Form<T>` would answer for a form that does not parse. Rocket
+//! hands each status to the app's catcher for it (`#[catch(403)]`), so register catchers to
+//! give those answers your pages. A handler that wants to answer itself takes the guard's
+//! `Result` instead, e.g. `Result<Session<'_>, SessionError>` or
+//! `Result<CsrfForm<T>, CsrfFormError<'_>>` (see [`CsrfForm`] for an example).
+//!
 //! # How a session works
 //!
 //! - **The cookie holds only the ID.** A session ID is 256 random bits from a CSPRNG. The browser
@@ -134,6 +144,7 @@
 //! | `cookie_secure` | on in release | cookies only over HTTPS |
 //! | `max_data_bytes` | 16384 | largest a session's data may grow (JSON bytes) |
 //! | `csrf_cookie_name` | `"csrf"` | the cookie of [`CsrfToken`] before there is a session |
+//! | `trusted_origins` | `[]` | origins besides the request's own host allowed to write (`"https://app.example.com"`) |
 //!
 //! [`DatabaseConfig::KEYS`] and [`SessionConfig::KEYS`] list the keys, for an app that maps
 //! settings of its own onto them.
@@ -164,15 +175,15 @@
 //! [`Session::sign_in`] ties the session to that user in one step: the session moves to a fresh
 //! ID (the old one is dead at once, so a fixated or leaked ID gains nothing), keeps or clears
 //! its anonymous data ([`SignIn::clear_data`]), and records the user's id, a random [`Handle`],
-//! the time, and the [`Client`] (its `User-Agent`, truncated, and its address cut to its /24
+//! the time, and the [`ClientInfo`] (its `User-Agent`, truncated, and its address cut to its /24
 //! or /48 network). [`Session::sign_out`] moves it to a fresh, empty, anonymous session.
 //!
 //! ```no_run
-//! use latch::{Client, Session, SessionError, SignIn};
+//! use latch::{ClientInfo, Session, SessionError, SignIn};
 //! use rocket::post;
 //!
 //! #[post("/login")]
-//! async fn login(session: Session<'_>, client: Client) -> Result<&'static str, SessionError> {
+//! async fn login(session: Session<'_>, client: ClientInfo) -> Result<&'static str, SessionError> {
 //!     // ... check the password first; then:
 //!     session.sign_in(SignIn::new("user-42").client(client)).await?;
 //!     Ok("signed in")
@@ -201,6 +212,13 @@
 //! gives nobody the session. Anonymous sessions carry none of this (null columns, left out of
 //! the partial index).
 //!
+//! # Testing an app
+//!
+//! Attach [`Latch::in_memory`] instead of [`Latch::fairing`] and the sessions live in an
+//! in-memory SQLite database (`database_url = "sqlite::memory:"` does the same from the
+//! settings), gone when the app stops; every other setting still comes from the `latch` table.
+//! [`testing::session`] reads what a local client's session holds, from the store, in one call.
+//!
 //! # Running several instances
 //!
 //! Use Postgres. Every instance needs the same `secret_key` (or cookies sealed by one cannot be
@@ -224,10 +242,13 @@
 //!   changes its data.
 //! - **CSRF**: the guards refuse any state-changing request (not GET, HEAD, OPTIONS or TRACE)
 //!   whose `Origin` names another host or port, or whose `Sec-Fetch-Site` is `cross-site` or
-//!   `same-site` (403). Forms carry a [`CsrfToken`]: derived from the session ID when there is a
-//!   session, else kept in a private cookie of its own (for the browser session), and compared
-//!   in constant time. Once a request has a session only the derived token passes, so a cookie
-//!   token planted beside a victim's session cookie is refused.
+//!   `same-site` (403), unless its `Origin` is exactly one of `trusted_origins` (a front end on
+//!   a sibling subdomain, or the public origin of an app behind a proxy that rewrites `Host`).
+//!   Forms carry a [`CsrfToken`]: derived from the session ID when there is a session, else
+//!   kept in a private cookie of its own (for the browser session), and compared in constant
+//!   time. Once a request has a session only the derived token passes, so a cookie token
+//!   planted beside a victim's session cookie is refused. Take the form as [`CsrfForm<T>`]
+//!   and the token is checked before the handler runs: a handler cannot forget it.
 //! - **Caching**: every response that used the guards carries `Cache-Control: no-store` and
 //!   `Vary: Cookie`.
 //! - **Key rotation**: put the old key in `previous_secret_keys` and the new one in `secret_key`.
@@ -299,6 +320,7 @@ pub mod csrf;
 mod database;
 mod error;
 mod fairing;
+mod form;
 mod guard;
 mod id;
 pub mod inspect;
@@ -307,6 +329,7 @@ pub mod purge;
 pub mod schema;
 pub mod store;
 mod table;
+pub mod testing;
 pub mod user;
 
 use std::marker::PhantomData;
@@ -321,10 +344,11 @@ pub use csrf::CsrfToken;
 pub use database::{Database, SetupError, open};
 pub use error::{SessionError, error_chain};
 pub use fairing::{ConfigReader, Latch};
+pub use form::{CsrfForm, CsrfFormError};
 pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
 pub use inspect::Inspection;
-pub use manager::SessionManager;
+pub use manager::{SessionManager, StoredSession};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
@@ -334,7 +358,7 @@ pub use store::{
     WriteBatches,
 };
 pub use table::Table;
-pub use user::{Client, Device, Handle, Revoke, SignIn, SignedIn};
+pub use user::{ClientInfo, Device, Handle, Revoke, SignIn, SignedIn};
 
 /// A typed name for one value in a session. Declare keys as constants so handlers never spell
 /// string keys and every use of a key agrees on its type:

@@ -3,13 +3,42 @@
 
 use std::sync::Arc;
 
-use crate::user::{Device, Revoke};
+use crate::store::SessionData;
+use crate::user::{Device, Revoke, SignedIn};
 use crate::{IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, now_ms};
 
 /// Serializes writes to one session within this process, so parallel requests on a session take
 /// turns instead of failing each other's version checks over and over. Striped by ID hash: a
 /// fixed set of locks, no per-session bookkeeping, and two sessions share a lock only by chance.
 const WRITE_LOCK_STRIPES: usize = 1024;
+
+/// A session as stored, read by [`SessionManager::session_in`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StoredSession {
+    /// Its data, a JSON object.
+    pub data: SessionData,
+    /// Who it is signed in as, if anyone.
+    pub user: Option<SignedIn>,
+}
+
+impl StoredSession {
+    /// The value under `key`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Data`] if the stored value does not have the key's type.
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &crate::Key<T>,
+    ) -> Result<Option<T>, SessionError> {
+        self.data
+            .get(key.name())
+            .map(T::deserialize)
+            .transpose()
+            .map_err(|e| SessionError::data(key.name(), e))
+    }
+}
 
 /// The session layer's shared state: the store and the settings.
 ///
@@ -56,6 +85,34 @@ impl SessionManager {
     /// The settings in force.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// What the session named by the cookies in `jar` holds now, read from the store (never a
+    /// cached copy), or `None` when the jar names no live session. For tests and tools:
+    /// Rocket's local client's `cookies()` is such a jar (see [`testing`](crate::testing)); a
+    /// handler takes the [`Session`](crate::Session) guard instead.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`] when the store fails.
+    pub async fn session_in(
+        &self,
+        jar: &rocket::http::CookieJar<'_>,
+    ) -> Result<Option<StoredSession>, SessionError> {
+        let cookie = match crate::cookie::open(jar, &self.config.cookie_name, &self.previous_keys) {
+            crate::cookie::Opened::Current(cookie) | crate::cookie::Opened::Previous(cookie) => {
+                cookie
+            }
+            crate::cookie::Opened::Unreadable | crate::cookie::Opened::Absent => return Ok(None),
+        };
+        let Some(id) = crate::SessionId::parse(cookie.value()) else {
+            return Ok(None);
+        };
+        let record = self.store.load(&id.hash(), now_ms()).await?;
+        Ok(record.map(|record| StoredSession {
+            data: record.data,
+            user: record.user,
+        }))
     }
 
     /// The live sessions of `user_id`, in the order they signed in: for an admin page, or a

@@ -76,8 +76,8 @@ pub struct SignedIn {
     pub handle: Handle,
     /// When it signed in (Unix ms).
     pub signed_in_at: i64,
-    /// The client at sign-in, as [`Client`] captured it.
-    pub client: Client,
+    /// The client at sign-in, as [`ClientInfo`] captured it.
+    pub client: ClientInfo,
 }
 
 /// What the client told about itself at sign-in: its `User-Agent` (truncated to
@@ -88,14 +88,14 @@ pub struct SignedIn {
 /// unless Rocket's `ip_header` setting names a header to trust. Rocket trusts `X-Real-IP` by
 /// default, which any client can forge: set `ip_header = false` unless a proxy you run sets it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Client {
+pub struct ClientInfo {
     /// The `User-Agent` header, truncated.
     pub user_agent: Option<String>,
     /// The client's network, e.g. `203.0.113.0/24`.
     pub address: Option<String>,
 }
 
-impl Client {
+impl ClientInfo {
     /// The client described by `user_agent` and `ip`, truncated as stored.
     pub fn new(user_agent: Option<&str>, ip: Option<IpAddr>) -> Self {
         Self {
@@ -108,7 +108,7 @@ impl Client {
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Client {
+impl<'r> FromRequest<'r> for ClientInfo {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
@@ -138,7 +138,7 @@ fn network(ip: IpAddr) -> String {
 #[derive(Debug, Clone)]
 pub struct SignIn {
     pub(crate) user_id: String,
-    pub(crate) client: Client,
+    pub(crate) client: ClientInfo,
     pub(crate) keep_data: bool,
 }
 
@@ -147,14 +147,14 @@ impl SignIn {
     pub fn new(user_id: impl Into<String>) -> Self {
         Self {
             user_id: user_id.into(),
-            client: Client::default(),
+            client: ClientInfo::default(),
             keep_data: true,
         }
     }
 
-    /// Records `client` (the [`Client`] request guard) with the session.
+    /// Records `client` (the [`ClientInfo`] request guard) with the session.
     #[must_use]
-    pub fn client(mut self, client: Client) -> Self {
+    pub fn client(mut self, client: ClientInfo) -> Self {
         self.client = client;
         self
     }
@@ -178,13 +178,14 @@ pub struct Device {
     /// in between (at most `touch_interval` apart) are not each recorded.
     pub last_seen: i64,
     /// The client at sign-in.
-    pub client: Client,
+    pub client: ClientInfo,
     /// Whether it is the session that asked.
     pub current: bool,
 }
 
 /// Which of a user's sessions to end (see [`SessionStore::revoke`](crate::SessionStore::revoke)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Revoke<'a> {
     /// The one with this handle.
     Handle(&'a Handle),
@@ -215,13 +216,13 @@ mod tests {
     fn user_agents_are_truncated_and_empty_ones_dropped() {
         let long = "é".repeat(MAX_USER_AGENT + 50);
 
-        let client = Client::new(Some(&long), None);
+        let client = ClientInfo::new(Some(&long), None);
 
         assert_eq!(
             client.user_agent.map(|agent| agent.chars().count()),
             Some(MAX_USER_AGENT)
         );
-        assert_eq!(Client::new(Some(""), None).user_agent, None);
+        assert_eq!(ClientInfo::new(Some(""), None).user_agent, None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod common;
 
 use common::Scratch;
 use latch::{
-    Client, Database, DatabaseConfig, Handle, IdHash, PostgresStore, Record, Rekeyed, Revoke,
+    ClientInfo, Database, DatabaseConfig, Handle, IdHash, PostgresStore, Record, Rekeyed, Revoke,
     SessionConfig, SessionData, SessionId, SessionStore, SignedIn, SqliteStore, Table,
 };
 use serde_json::json;
@@ -214,7 +214,7 @@ fn signed_in(user_id: &str, name: &str, version: i64, expires_at: i64) -> Record
             user_id: user_id.to_owned(),
             handle: Handle::generate(),
             signed_in_at: NOW,
-            client: Client {
+            client: ClientInfo {
                 user_agent: Some(format!("{name}'s browser")),
                 address: Some("203.0.113.0/24".to_owned()),
             },

@@ -253,3 +253,45 @@ async fn a_table_name_that_would_need_quoting_stops_the_launch_naming_the_key() 
     let error = latch::Config::from_figment(&figment).expect_err("no schemas in SQLite");
     assert_eq!(error.key, "latch.schema", "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_sessions_and_the_test_helper_read_what_a_browser_holds() {
+    // The figment's other latch settings still count; its database_url does not.
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("latch.database_url", "postgres://nobody@127.0.0.1:1/none"))
+        .merge(("latch.idle_timeout", 90));
+    let client = Client::tracked(app(figment, Latch::in_memory()))
+        .await
+        .expect("the app launches on an in-memory database");
+
+    assert_eq!(latch::testing::session(&client).await.expect("reads"), None);
+    for expected in ["1", "2", "3"] {
+        let response = client.get("/").dispatch().await;
+        assert_eq!(response.into_string().await.as_deref(), Some(expected));
+    }
+
+    let session = latch::testing::session(&client)
+        .await
+        .expect("reads")
+        .expect("the browser has a session");
+    assert_eq!(session.get(&VIEWS).expect("a number"), Some(3));
+    assert_eq!(session.user, None);
+    let manager = client
+        .rocket()
+        .state::<latch::SessionManager>()
+        .expect("managed");
+    assert_eq!(manager.config().idle_timeout, 90);
+
+    // Another browser's jar names no session.
+    let stranger = Client::untracked(app(
+        rocket::Config::figment().merge(("log_level", "off")),
+        Latch::in_memory(),
+    ))
+    .await
+    .expect("launches");
+    assert_eq!(
+        latch::testing::session(&stranger).await.expect("reads"),
+        None
+    );
+}

@@ -7,7 +7,7 @@
 mod common;
 
 use common::Scratch;
-use latch::{Client as ClientInfo, Handle, Key, Latch, Session, SessionError, SignIn};
+use latch::{ClientInfo, Handle, Key, Latch, Session, SessionError, SignIn};
 use rocket::figment::Figment;
 use rocket::http::{Cookie, Status};
 use rocket::local::asynchronous::Client;

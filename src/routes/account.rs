@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::flash::{self, Kind};
 use crate::name::MAX_NAME_CHARS;
 use crate::templates::Page;
-use latch::{Client, CsrfToken, Database, Handle, Session, SessionError, SignIn, now_ms};
+use latch::{ClientInfo, CsrfToken, Database, Handle, Session, SessionError, SignIn, now_ms};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -97,7 +97,7 @@ async fn register(
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
-    client: Client,
+    client: ClientInfo,
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
@@ -191,7 +191,7 @@ async fn login(
     form: Result<Form<Credentials<'_>>, Errors<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
-    client: Client,
+    client: ClientInfo,
     address: Option<IpAddr>,
     database: &State<Database>,
     throttle: &State<Throttle>,
@@ -491,7 +491,7 @@ async fn change_password(
 async fn sign_in(
     session: &Session<'_>,
     account: &Account,
-    client: Client,
+    client: ClientInfo,
     welcome: String,
 ) -> Result<(), AppError> {
     session

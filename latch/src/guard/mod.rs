@@ -100,7 +100,7 @@ impl<'r> FromRequest<'r> for Session<'r> {
         };
         // Here rather than per route, so every route that uses a session (and the CSRF guard,
         // which builds on this one) refuses cross-site writes.
-        if let Err(error) = refuse_cross_site(request) {
+        if let Err(error) = refuse_cross_site(request, manager.config()) {
             return Outcome::Error((error.status(), error));
         }
         let cookies = request.cookies();
@@ -300,6 +300,90 @@ impl Session<'_> {
             Ok(next)
         })
         .await
+    }
+
+    /// Like [`update`](Self::update), but `f` may refuse: `Ok(Err(refusal))` when it did, and
+    /// then nothing was written. A refusal is decided on the stored value, never on a copy a
+    /// concurrent request has changed since. For limits: a cart that holds at most ten items,
+    /// a balance that may not go below zero.
+    ///
+    /// ```no_run
+    /// # use latch::{Key, Session, SessionError};
+    /// const CREDITS: Key<u32> = Key::new("credits");
+    ///
+    /// # async fn spend(session: Session<'_>) -> Result<(), SessionError> {
+    /// let spent = session
+    ///     .try_update(&CREDITS, |credits| credits.unwrap_or(0).checked_sub(1).ok_or("no credits left"))
+    ///     .await?;
+    /// if let Err(why) = spent {
+    ///     println!("refused: {why}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`update`](Self::update).
+    pub async fn try_update<T, E, F>(
+        &self,
+        key: &Key<T>,
+        mut f: F,
+    ) -> Result<Result<T, E>, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Send,
+        F: FnMut(Option<T>) -> Result<T, E> + Send,
+    {
+        self.change(|data| {
+            let current = data
+                .get(key.name())
+                .map(T::deserialize)
+                .transpose()
+                .map_err(|e| SessionError::data(key.name(), e))?;
+            match f(current) {
+                Ok(next) => {
+                    let value = serde_json::to_value(&next)
+                        .map_err(|e| SessionError::data(key.name(), e))?;
+                    data.insert(key.name().to_owned(), value);
+                    Ok(Ok(next))
+                }
+                // The data is left as it was: nothing is written.
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })
+        .await
+    }
+
+    /// Changes several keys in one write: `edit` gets the data with the typed accessors of
+    /// [`DataMut`], and what it leaves is stored at once (or nothing, if it returns an error).
+    /// Like [`update`](Self::update), it runs again on what another request stored first, and
+    /// writes nothing if it changed nothing. Returns what `edit` returned.
+    ///
+    /// ```no_run
+    /// # use latch::{Key, Session, SessionError};
+    /// const THEME: Key<String> = Key::new("theme");
+    /// const FONT_SIZE: Key<u8> = Key::new("font_size");
+    ///
+    /// # async fn save(session: Session<'_>) -> Result<(), SessionError> {
+    /// session
+    ///     .edit(|data| {
+    ///         data.insert(&THEME, &"dark".to_owned())?;
+    ///         data.insert(&FONT_SIZE, &18)
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert), and the error `edit` returned (nothing is stored then).
+    pub async fn edit<R>(
+        &self,
+        mut edit: impl FnMut(&mut DataMut<'_>) -> Result<R, SessionError> + Send,
+    ) -> Result<R, SessionError> {
+        self.change(|data| edit(&mut DataMut(data))).await
     }
 
     /// Empties the session's data but keeps the session (and its ID).
@@ -625,8 +709,8 @@ impl std::io::Write for ByteCounter {
     }
 }
 
-/// A session's data while [`Session::regenerate_with`] changes it, with the typed accessors of
-/// [`Session`].
+/// A session's data while [`Session::edit`], [`Session::regenerate_with`] or
+/// [`Session::sign_in_with`] changes it, with the typed accessors of [`Session`].
 pub struct DataMut<'a>(&'a mut SessionData);
 
 impl DataMut<'_> {

@@ -1,7 +1,7 @@
 //! Signing a session in and out, and what a signed-in session can do with its user's other
 //! sessions: list them, sign out one, all others or all, and end every older one at once.
 
-use super::{Active, Rotation, Session, remove_cookie, set_cookie};
+use super::{Active, DataMut, Rotation, Session, remove_cookie, set_cookie};
 use crate::store::{Record, Rekeyed, SessionData};
 use crate::user::{Device, Handle, MAX_USER_ID, Revoke, SignIn, SignedIn};
 use crate::{IdHash, SessionError, SessionId, now_ms};
@@ -35,6 +35,39 @@ impl Session<'_> {
     /// [`SessionError::InvalidUserId`] for an empty or over-long user id,
     /// [`SessionError::TooLarge`], or a store error; nothing changed then.
     pub async fn sign_in(&self, sign_in: SignIn) -> Result<(), SessionError> {
+        self.sign_in_with(sign_in, |_| Ok(())).await
+    }
+
+    /// [`sign_in`](Self::sign_in), and `edit` applied to the session's data in the same write:
+    /// the signed-in session shows the new data from its first moment, and a sign-in that
+    /// fails stores neither. `edit` sees the data `sign_in` keeps (none after
+    /// [`SignIn::clear_data`]) and runs again if another request changed the session first.
+    /// Returns what `edit` returned.
+    ///
+    /// ```no_run
+    /// use latch::{ClientInfo, Key, Session, SessionError, SignIn};
+    ///
+    /// const DISPLAY_NAME: Key<String> = Key::new("display_name");
+    ///
+    /// # async fn login(session: Session<'_>, client: ClientInfo) -> Result<(), SessionError> {
+    /// // ... after checking the password of user 42:
+    /// session
+    ///     .sign_in_with(SignIn::new("42").client(client), |data| {
+    ///         data.insert(&DISPLAY_NAME, &"Ada".to_owned())
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`sign_in`](Self::sign_in), and the error `edit` returned; nothing changed then.
+    pub async fn sign_in_with<R>(
+        &self,
+        sign_in: SignIn,
+        mut edit: impl FnMut(&mut DataMut<'_>) -> Result<R, SessionError> + Send,
+    ) -> Result<R, SessionError> {
         if sign_in.user_id.is_empty() || sign_in.user_id.len() > MAX_USER_ID {
             return Err(SessionError::InvalidUserId);
         }
@@ -53,7 +86,7 @@ impl Session<'_> {
                         data.clear();
                     }
                     *user = Some(signed_in.clone());
-                    Ok(())
+                    edit(&mut DataMut(data))
                 })
                 .await;
             match rotated {
@@ -62,8 +95,11 @@ impl Session<'_> {
                 other => return other,
             }
         }
+        let mut data = SessionData::new();
+        let outcome = edit(&mut DataMut(&mut data))?;
+        self.check_size(&data)?;
         let record = Record {
-            data: SessionData::new(),
+            data,
             version: 0,
             created_at: now,
             expires_at: self.manager.deadline(now, now),
@@ -85,7 +121,7 @@ impl Session<'_> {
                         new: true,
                         confirmed: true,
                     }));
-                    return Ok(());
+                    return Ok(outcome);
                 }
                 // A new ID cannot be gone: only taken (astronomically unlikely). Draw again.
                 Rekeyed::IdTaken | Rekeyed::Gone => {}

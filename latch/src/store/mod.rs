@@ -21,7 +21,7 @@ pub use sqlite::SqliteStore;
 mod users;
 
 use crate::user::{Device, Handle, Revoke, SignedIn};
-use crate::{Client, IdHash, SessionError};
+use crate::{ClientInfo, IdHash, SessionError};
 
 /// A session's data: a JSON object, one entry per key.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
@@ -232,7 +232,7 @@ impl TryFrom<StoredRow> for Record {
                 user_id,
                 handle,
                 signed_in_at: row.signed_in_at.unwrap_or(row.created_at),
-                client: Client {
+                client: ClientInfo {
                     user_agent: row.user_agent,
                     address: row.address,
                 },

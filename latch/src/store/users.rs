@@ -54,7 +54,7 @@ impl DeviceRow {
             handle: crate::user::Handle::from_slice(&self.handle)?,
             signed_in_at,
             last_seen: self.last_seen.unwrap_or(signed_in_at),
-            client: crate::Client {
+            client: crate::ClientInfo {
                 user_agent: self.user_agent,
                 address: self.address,
             },
