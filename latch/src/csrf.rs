@@ -29,8 +29,38 @@ const DERIVATION_CONTEXT: &[u8] = b"latch csrf token v1\0";
 /// form) gets a random token kept in a private cookie of its own (`csrf_cookie_name`:
 /// encrypted and authenticated with the `secret_key`, `HttpOnly`, `SameSite=Lax`, for the
 /// browser session), created the first time a form asks for it; once the visitor has a
-/// session, only the session's token is accepted. Either way another site can neither read nor set the token,
-/// so a forged form cannot carry it, and showing a form stores nothing on the server.
+/// session, only the session's token is accepted. Either way another site can neither read nor
+/// set the token, so a forged form cannot carry it, and showing a form stores nothing on the
+/// server. Take the posted form as [`CsrfForm`](crate::CsrfForm) and the token is checked for
+/// you.
+///
+/// ```no_run
+/// use latch::{CsrfForm, CsrfToken};
+/// use rocket::response::content::RawHtml;
+/// use rocket::{FromForm, get, post};
+///
+/// #[get("/feedback")]
+/// fn show(token: CsrfToken<'_>) -> RawHtml<String> {
+///     // The token is URL-safe base64: nothing in it needs escaping.
+///     RawHtml(format!(
+///         r#"<form method="post" action="/feedback">
+///              <input type="hidden" name="csrf_token" value="{}">
+///              <textarea name="text"></textarea> <button>Send</button>
+///            </form>"#,
+///         token.value()
+///     ))
+/// }
+///
+/// #[derive(FromForm)]
+/// struct Feedback {
+///     text: String,
+/// }
+///
+/// #[post("/feedback", data = "<form>")]
+/// fn send(form: CsrfForm<Feedback>) -> String {
+///     format!("thanks for {} characters", form.text.chars().count())
+/// }
+/// ```
 pub struct CsrfToken<'r> {
     session: Session<'r>,
     /// The cookie token, once read or created during this request.

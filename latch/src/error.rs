@@ -10,6 +10,39 @@ use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 /// A session operation that could not be completed. Store errors keep their source (for the log)
 /// but say nothing about it in `Display`, so nothing internal reaches a page.
+///
+/// It is a responder (its [`status`](Self::status), logging server-side failures), so a
+/// handler can return it as is; or map it into the app's own error type:
+///
+/// ```no_run
+/// use latch::{Key, Session, SessionError};
+/// use rocket::http::Status;
+/// use rocket::post;
+///
+/// const VIEWS: Key<u64> = Key::new("views");
+///
+/// #[derive(rocket::Responder)]
+/// enum AppError {
+///     #[response(status = 503)]
+///     Busy(&'static str),
+///     Other(Status),
+/// }
+///
+/// impl From<SessionError> for AppError {
+///     fn from(error: SessionError) -> Self {
+///         match error.status() {
+///             Status::ServiceUnavailable => Self::Busy("try again in a moment"),
+///             status => Self::Other(status),
+///         }
+///     }
+/// }
+///
+/// #[post("/count")]
+/// async fn count(session: Session<'_>) -> Result<String, AppError> {
+///     let views = session.update(&VIEWS, |views| views.unwrap_or(0) + 1).await?;
+///     Ok(views.to_string())
+/// }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {

@@ -135,6 +135,25 @@ fn network(ip: IpAddr) -> String {
 }
 
 /// How a session signs in: the user, and what becomes of the data it had before.
+///
+/// ```no_run
+/// use latch::{ClientInfo, Session, SessionError, SignIn};
+/// use rocket::post;
+///
+/// #[post("/login")]
+/// async fn login(session: Session<'_>, client: ClientInfo) -> Result<&'static str, SessionError> {
+///     // ... check the password of user 42 first; then, keeping the anonymous cart:
+///     session.sign_in(SignIn::new("42").client(client)).await?;
+///     Ok("signed in")
+/// }
+///
+/// #[post("/login-fresh")]
+/// async fn login_fresh(session: Session<'_>, client: ClientInfo) -> Result<&'static str, SessionError> {
+///     // ... or starting the signed-in session empty:
+///     session.sign_in(SignIn::new("42").client(client).clear_data()).await?;
+///     Ok("signed in")
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SignIn {
     pub(crate) user_id: String,

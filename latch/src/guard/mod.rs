@@ -28,6 +28,33 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 /// of another instance's change, the first `get` or `exists` confirms the copy, while a handler
 /// that only writes never waits for that. Every change is written to the store before the
 /// method returns, so a handler that got `Ok` may tell the user it was saved.
+///
+/// ```no_run
+/// use latch::{Key, Session, SessionError};
+/// use rocket::{get, post};
+///
+/// const NAME: Key<String> = Key::new("name");
+///
+/// #[get("/hello")]
+/// async fn hello(session: Session<'_>) -> Result<String, SessionError> {
+///     Ok(match session.get(&NAME).await? {
+///         Some(name) => format!("Hello, {name}!"),
+///         None => "Hello, stranger.".into(),
+///     })
+/// }
+///
+/// #[post("/name/<name>")]
+/// async fn remember(session: Session<'_>, name: String) -> Result<&'static str, SessionError> {
+///     session.insert(&NAME, &name).await?; // stored (and the cookie set) before this returns
+///     Ok("remembered")
+/// }
+///
+/// #[post("/forget")]
+/// async fn forget(session: Session<'_>) -> Result<&'static str, SessionError> {
+///     session.destroy().await?;
+///     Ok("forgotten")
+/// }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Session<'r> {
     pub(crate) manager: &'r SessionManager,
