@@ -163,3 +163,23 @@ impl<'r, T: FromForm<'r>> FromForm<'r> for WithToken<T> {
         })
     }
 }
+
+/// A form with nothing but its token, for a button that changes state (log out, sign out
+/// everywhere): take `CsrfForm<NoFields>`. Any other field is ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoFields;
+
+#[rocket::async_trait]
+impl<'r> FromForm<'r> for NoFields {
+    type Context = ();
+
+    fn init(_: Options) -> Self::Context {}
+
+    fn push_value((): &mut Self::Context, _: ValueField<'r>) {}
+
+    async fn push_data((): &mut Self::Context, _: DataField<'r, '_>) {}
+
+    fn finalize((): Self::Context) -> form::Result<'r, Self> {
+        Ok(Self)
+    }
+}

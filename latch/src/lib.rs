@@ -34,7 +34,7 @@ pub use csrf::CsrfToken;
 pub use database::{Database, SetupError, open};
 pub use error::{SessionError, error_chain};
 pub use fairing::{ConfigReader, Latch};
-pub use form::{CsrfForm, CsrfFormError};
+pub use form::{CsrfForm, CsrfFormError, NoFields};
 pub use guard::{DataMut, Session};
 pub use id::{IdHash, SessionId};
 pub use inspect::Inspection;

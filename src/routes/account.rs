@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use rocket::form::{Errors, Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::{Header, Status};
 use rocket::response::Redirect;
 use rocket::{Either, Responder, Route, State, get, post, routes};
@@ -19,7 +19,10 @@ use crate::error::AppError;
 use crate::flash::{self, Kind};
 use crate::name::MAX_NAME_CHARS;
 use crate::templates::Page;
-use latch::{ClientInfo, CsrfToken, Database, Handle, Session, SessionError, SignIn, now_ms};
+use latch::{
+    ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, Handle, NoFields, Session,
+    SessionError, SignIn, now_ms,
+};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -58,25 +61,17 @@ impl TooManyAttempts {
 
 #[derive(FromForm)]
 struct Credentials<'r> {
-    csrf_token: Option<&'r str>,
     username: Option<&'r str>,
     password: Option<&'r str>,
 }
 
 #[derive(FromForm)]
 struct HandleForm<'r> {
-    csrf_token: Option<&'r str>,
     handle: Option<&'r str>,
 }
 
 #[derive(FromForm)]
-struct TokenOnly<'r> {
-    csrf_token: Option<&'r str>,
-}
-
-#[derive(FromForm)]
 struct PasswordChange<'r> {
-    csrf_token: Option<&'r str>,
     current_password: Option<&'r str>,
     new_password: Option<&'r str>,
 }
@@ -94,7 +89,7 @@ async fn register_form(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page
     reason = "one request guard per thing the handler uses"
 )]
 async fn register(
-    form: Result<Form<Credentials<'_>>, Errors<'_>>,
+    form: Result<CsrfForm<Credentials<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
     client: ClientInfo,
@@ -103,8 +98,7 @@ async fn register(
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
 ) -> Answer {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    let form = form.map_err(super::pages::refused)?;
     let typed = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
     let refuse = async |problem: String| -> Answer {
@@ -188,7 +182,7 @@ async fn login_form(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, A
     reason = "one request guard per thing the handler uses"
 )]
 async fn login(
-    form: Result<Form<Credentials<'_>>, Errors<'_>>,
+    form: Result<CsrfForm<Credentials<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
     client: ClientInfo,
@@ -197,8 +191,7 @@ async fn login(
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
 ) -> Answer {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    let form = form.map_err(super::pages::refused)?;
     let typed = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
     // Checked before any query sees them: input that breaks the registration rules names no
@@ -286,12 +279,10 @@ async fn login(
 /// Signs this session out; the browser keeps a fresh, anonymous session for the message.
 #[post("/logout", data = "<form>")]
 async fn logout(
-    form: Result<Form<TokenOnly<'_>>, Errors<'_>>,
-    csrf: CsrfToken<'_>,
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
     session: Session<'_>,
 ) -> Result<Redirect, AppError> {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    form.map_err(super::pages::refused)?;
     if session.user().await?.is_some() {
         session.sign_out().await?;
         flash::push(&session, Kind::Success, "You are signed out.").await?;
@@ -337,12 +328,10 @@ async fn sessions(
 /// Signs out the device with this handle (only ever one of this account's).
 #[post("/sessions/revoke", data = "<form>")]
 async fn revoke(
-    form: Result<Form<HandleForm<'_>>, Errors<'_>>,
-    csrf: CsrfToken<'_>,
+    form: Result<CsrfForm<HandleForm<'_>>, CsrfFormError<'_>>,
     session: Session<'_>,
 ) -> Result<Redirect, AppError> {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    let form = form.map_err(super::pages::refused)?;
     if session.user().await?.is_none() {
         return Ok(Redirect::to("/account/login"));
     }
@@ -368,12 +357,10 @@ async fn revoke(
 /// Signs out every other device of this account.
 #[post("/sessions/revoke-others", data = "<form>")]
 async fn revoke_others(
-    form: Result<Form<TokenOnly<'_>>, Errors<'_>>,
-    csrf: CsrfToken<'_>,
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
     session: Session<'_>,
 ) -> Result<Redirect, AppError> {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    form.map_err(super::pages::refused)?;
     if session.user().await?.is_none() {
         return Ok(Redirect::to("/account/login"));
     }
@@ -407,15 +394,14 @@ async fn password_form(
 /// never stand in the owner's way.
 #[post("/password", data = "<form>")]
 async fn change_password(
-    form: Result<Form<PasswordChange<'_>>, Errors<'_>>,
+    form: Result<CsrfForm<PasswordChange<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
     database: &State<Database>,
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
 ) -> Answer {
-    let form = form.map_err(|errors| super::pages::form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    let form = form.map_err(super::pages::refused)?;
     let Some(user) = session.user().await? else {
         return Ok(Either::Left(Either::Left(Redirect::to("/account/login"))));
     };

@@ -1,6 +1,6 @@
 //! The server-rendered walkthrough: a page-view counter, set / view / destroy a name, and login.
 
-use rocket::form::{Errors, Form, FromForm};
+use rocket::form::{Errors, FromForm};
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{Either, Route, get, post, routes, uri};
@@ -10,7 +10,7 @@ use super::keys::{ACCOUNT_NAME, NAME, PAGE_VIEWS};
 use crate::error::AppError;
 use crate::name::{MAX_NAME_CHARS, Name};
 use crate::templates::Page;
-use latch::{CsrfToken, Session};
+use latch::{CsrfForm, CsrfFormError, CsrfToken, NoFields, Session};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -72,11 +72,6 @@ async fn show_user(session: Session<'_>, csrf: CsrfToken<'_>) -> Result<Page, Ap
 }
 
 /// A form that only carries the CSRF token.
-#[derive(FromForm)]
-struct TokenOnly<'r> {
-    csrf_token: Option<&'r str>,
-}
-
 /// Asks before logging out: a GET must not change anything, or any site could log a visitor
 /// out with a link or an image.
 #[expect(
@@ -95,19 +90,16 @@ fn logout_confirm(csrf: CsrfToken<'_>) -> Page {
 /// Ends the session: its row is deleted and its cookie removed.
 #[post("/logout", data = "<form>")]
 async fn logout(
-    form: Result<Form<TokenOnly<'_>>, Errors<'_>>,
-    csrf: CsrfToken<'_>,
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
     session: Session<'_>,
 ) -> Result<Page, AppError> {
-    let form = form.map_err(|errors| form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    form.map_err(refused)?;
     session.destroy().await?;
     Ok(Page::render("logout", json!({})))
 }
 
 #[derive(FromForm)]
 struct Login<'r> {
-    csrf_token: Option<&'r str>,
     username: Option<&'r str>,
 }
 
@@ -125,12 +117,11 @@ fn login_form(csrf: CsrfToken<'_>) -> Page {
 /// browser to the greeting.
 #[post("/login", data = "<form>")]
 async fn login(
-    form: Result<Form<Login<'_>>, Errors<'_>>,
+    form: Result<CsrfForm<Login<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
 ) -> Result<Either<Redirect, (Status, Page)>, AppError> {
-    let form = form.map_err(|errors| form_error(&errors))?;
-    csrf.verify(form.csrf_token)?;
+    let form = form.map_err(refused)?;
     let Some(username) = form.username.filter(|name| !name.is_empty()) else {
         let page = login_page(&csrf, Some("Please enter a username."), "");
         return Ok(Either::Right((Status::UnprocessableEntity, page)));
@@ -150,7 +141,17 @@ async fn login(
 }
 
 /// A form body Rocket could not read: too large (413), or not a form at all (400).
-pub(super) fn form_error(errors: &Errors<'_>) -> AppError {
+/// What the app answers when a [`CsrfForm`] refuses a request: its own 403 page for a missing
+/// or wrong token, 413 or 400 for a form that cannot be read.
+pub(super) fn refused(error: CsrfFormError<'_>) -> AppError {
+    match error {
+        CsrfFormError::Session(error) => error.into(),
+        CsrfFormError::Form(errors) => form_error(&errors),
+        _ => AppError::BadRequest("the form could not be read".into()),
+    }
+}
+
+fn form_error(errors: &Errors<'_>) -> AppError {
     if errors.status() == Status::PayloadTooLarge {
         AppError::TooLarge
     } else {
