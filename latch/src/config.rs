@@ -593,18 +593,16 @@ mod tests {
 
     #[test]
     fn the_key_lists_name_every_field() {
-        let session = serde_json::to_value(SessionConfig::default()).expect("serialises");
-        let mut fields: Vec<_> = session.as_object().expect("an object").keys().collect();
-        let mut keys: Vec<_> = SessionConfig::KEYS.iter().collect();
-        fields.sort();
-        keys.sort();
-        assert_eq!(fields, keys);
-        let database = serde_json::to_value(DatabaseConfig::default()).expect("serialises");
-        let mut fields: Vec<_> = database.as_object().expect("an object").keys().collect();
-        let mut keys: Vec<_> = DatabaseConfig::KEYS.iter().collect();
-        fields.sort();
-        keys.sort();
-        assert_eq!(fields, keys);
+        fn assert_names_every_field(defaults: impl Serialize, keys: &[&str]) {
+            let value = serde_json::to_value(defaults).expect("serialises");
+            let mut fields: Vec<_> = value.as_object().expect("an object").keys().collect();
+            let mut keys: Vec<_> = keys.iter().collect();
+            fields.sort();
+            keys.sort();
+            assert_eq!(fields, keys);
+        }
+        assert_names_every_field(SessionConfig::default(), SessionConfig::KEYS);
+        assert_names_every_field(DatabaseConfig::default(), DatabaseConfig::KEYS);
     }
 
     #[test]

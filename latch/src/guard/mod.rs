@@ -1,6 +1,7 @@
 //! The `Session` request guard: a handler's typed view of its session, loaded at most once per
 //! request and written through to the store when the handler changes it.
 
+use std::convert::Infallible;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rocket::http::{CookieJar, Status};
@@ -314,19 +315,10 @@ impl Session<'_> {
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> T + Send,
     {
-        self.change(|data| {
-            let current = data
-                .get(key.name())
-                .map(T::deserialize)
-                .transpose()
-                .map_err(|e| SessionError::data(key.name(), e))?;
-            let next = f(current);
-            let value =
-                serde_json::to_value(&next).map_err(|e| SessionError::data(key.name(), e))?;
-            data.insert(key.name().to_owned(), value);
-            Ok(next)
-        })
-        .await
+        let updated = self
+            .try_update(key, |current| Ok::<T, Infallible>(f(current)))
+            .await?;
+        Ok(updated.unwrap_or_else(|never| match never {}))
     }
 
     /// Like [`update`](Self::update), but `f` may refuse: `Ok(Err(refusal))` when it did, and
