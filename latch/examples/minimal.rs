@@ -10,8 +10,10 @@
 //! them elsewhere, `ROCKET_LATCH='{idle_timeout=60}'` changes how they behave (or
 //! `[default.latch]` in `Rocket.toml`).
 
+use std::process::ExitCode;
+
 use latch::{Key, Latch, Session, SessionError};
-use rocket::{get, launch, routes};
+use rocket::{Build, Rocket, get, routes};
 
 /// Where the count lives in the session: a typed key, so every use agrees on `u64`.
 const VIEWS: Key<u64> = Key::new("views");
@@ -29,9 +31,23 @@ async fn index(session: Session<'_>) -> Result<String, SessionError> {
     })
 }
 
-#[launch]
-fn rocket() -> _ {
+fn rocket() -> Rocket<Build> {
     rocket::build()
         .attach(Latch::fairing())
         .mount("/", routes![index])
+}
+
+/// Serves until Ctrl-C. A launch that fails (a bad setting, say: latch has logged which) ends
+/// with exit status 1, where `#[launch]` would panic.
+#[rocket::main]
+async fn main() -> ExitCode {
+    match rocket().launch().await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Reading the kind marks the error handled, so Rocket does not panic on it.
+            let _ = error.kind();
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
