@@ -3,7 +3,7 @@
 //! identifiers are renamed once and the text kept for the life of the process.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::ConfigError;
 
@@ -29,18 +29,27 @@ const MAX_NAME: usize = 48;
 /// assert_eq!(table.to_string(), "auth.app_sessions");
 /// # Ok::<(), latch::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct Table {
     name: String,
     schema: Option<String>,
+    /// Statements renamed for this table, by their template's address: a few dozen, kept for
+    /// the process's life so they can be handed to sqlx like the literals they stand for.
+    /// Shared by the table's clones; a lookup allocates nothing.
+    renamed: Arc<RwLock<HashMap<usize, &'static str>>>,
 }
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.schema == other.schema
+    }
+}
+
+impl Eq for Table {}
 
 impl Default for Table {
     fn default() -> Self {
-        Self {
-            name: DEFAULT_TABLE.to_owned(),
-            schema: None,
-        }
+        Self::named(DEFAULT_TABLE.to_owned())
     }
 }
 
@@ -61,10 +70,15 @@ impl Table {
     /// A [`ConfigError`] for `table` when `name` is not a plain identifier (see [`Table`]).
     pub fn new(name: &str) -> Result<Self, ConfigError> {
         check_name("table", name)?;
-        Ok(Self {
-            name: name.to_owned(),
+        Ok(Self::named(name.to_owned()))
+    }
+
+    fn named(name: String) -> Self {
+        Self {
+            name,
             schema: None,
-        })
+            renamed: Arc::default(),
+        }
     }
 
     /// The same table in `schema` (Postgres only; latch creates the schema if it is missing).
@@ -130,13 +144,18 @@ impl Table {
         if self.is_default() {
             return template;
         }
-        /// Renamed statements by (template, table): a few dozen per table, kept for the
-        /// process's life so they can be handed to sqlx like the literals they stand for.
-        static RENAMED: Mutex<Option<HashMap<(usize, Table), &'static str>>> = Mutex::new(None);
-        let mut renamed = RENAMED.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (template.as_ptr() as usize, self.clone());
+        let key = template.as_ptr() as usize;
+        let found = self
+            .renamed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        if let Some(renamed) = found {
+            return renamed;
+        }
+        let mut renamed = self.renamed.write().unwrap_or_else(PoisonError::into_inner);
         renamed
-            .get_or_insert_with(HashMap::new)
             .entry(key)
             .or_insert_with(|| Box::leak(self.rename(template).into_boxed_str()))
     }
