@@ -2,7 +2,9 @@
 //! decided on the stored value even when requests race), `edit` (several keys in one write),
 //! and `sign_in_with` (signing in and setting data in the same write).
 
-#![cfg(feature = "sqlite")]
+#![cfg(all(feature = "sqlite", feature = "postgres"))]
+
+mod common;
 
 use futures::future::join_all;
 use latch::{Key, Latch, Session, SessionError, SignIn};
@@ -85,17 +87,31 @@ async fn state(session: Session<'_>) -> Result<String, SessionError> {
 struct App {
     client: Client,
     pool: sqlx::SqlitePool,
-    _dir: tempfile::TempDir,
+    _scratch: common::Scratch,
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("api.db").display());
+    let scratch = common::Scratch::sqlite().await;
+    let url = format!("{}?mode=rwc", scratch.url);
+    // Reads straight from the table: no cached copy to answer for it.
+    let client = instance(&url, 0).await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("a pool");
+    App {
+        client,
+        pool,
+        _scratch: scratch,
+    }
+}
+
+/// One instance of the app on `url`, caching up to `cache` sessions; every instance has the
+/// same key, so each opens the others' cookies.
+async fn instance(url: &str, cache: usize) -> Client {
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
-        .merge(("latch.database_url", &url))
-        // Reads straight from the table: no cached copy to answer for it.
-        .merge(("latch.cache_capacity", 0));
+        .merge(("secret_key", "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk="))
+        .merge(("latch.database_url", url))
+        .merge(("latch.cache_capacity", cache))
+        .merge(("latch.postgres_cache", true));
     let rocket: Rocket<Build> = rocket::custom(figment).attach(Latch::fairing()).mount(
         "/",
         routes![
@@ -108,12 +124,70 @@ async fn app() -> App {
             state
         ],
     );
-    let client = Client::untracked(rocket).await.expect("the app launches");
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("a pool");
-    App {
-        client,
-        pool,
-        _dir: dir,
+    Client::untracked(rocket).await.expect("the app launches")
+}
+
+async fn post_on(client: &Client, path: &str, cookie: &str) -> String {
+    client
+        .post(path.to_owned())
+        .cookie(Cookie::new("session", cookie.to_owned()))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default()
+}
+
+async fn state_on(client: &Client, cookie: &str) -> String {
+    client
+        .get("/state")
+        .cookie(Cookie::new("session", cookie.to_owned()))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default()
+}
+
+/// Two Postgres instances, each caching the session: a refusal on one is never decided on a
+/// copy the other has changed since, and spends released at once on both take exactly the
+/// credits there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_spend_exactly_the_credits_there_are() {
+    let Some(scratch) = common::Scratch::postgres().await else {
+        return;
+    };
+    let outcome = tokio::spawn({
+        let url = scratch.url.clone();
+        async move {
+            let (a, b) = (instance(&url, 100).await, instance(&url, 100).await);
+            let response = b.post("/credits/0").dispatch().await;
+            let cookie = response
+                .cookies()
+                .get("session")
+                .map(|c| c.value().to_owned())
+                .expect("a session");
+            // A caches the session with no credits; B then grants ten.
+            assert_eq!(state_on(&a, &cookie).await, "Some(0) None None None");
+            post_on(&b, "/credits/10", &cookie).await;
+
+            let spends =
+                (0..24).map(|i| post_on(if i % 2 == 0 { &a } else { &b }, "/spend", &cookie));
+            let answers = join_all(spends).await;
+
+            let spent = answers.iter().filter(|body| *body == "spent").count();
+            let refused = answers
+                .iter()
+                .filter(|body| *body == "no credits left")
+                .count();
+            assert_eq!((spent, refused), (10, 14), "{answers:?}");
+            assert_eq!(state_on(&a, &cookie).await, "Some(0) None None None");
+        }
+    })
+    .await;
+    scratch.finish().await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 
