@@ -45,7 +45,12 @@ pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
     let store = database
         .session_store(&config.database.sessions_table()?, &uncached())
         .await?;
-    let removed = purge_expired(store.as_ref(), now_ms(), config.session.purge_batch_size).await?;
+    let Some(expired) = store.expired_deletion() else {
+        return Ok("this session store deletes no expired sessions".to_owned());
+    };
+    let removed = purge_expired(expired, now_ms(), config.session.purge_batch_size)
+        .await
+        .map_err(SessionError::from)?;
     Ok(format!("removed {removed} expired sessions"))
 }
 

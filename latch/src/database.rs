@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
-use crate::store::{SessionStore, StoreStats};
+use crate::store::{SessionStore, StoreError, StoreStats};
 use crate::{SessionError, SessionManager, Table, schema};
 
 /// Why the database or the store could not be opened.
@@ -50,7 +50,7 @@ pub enum SetupError {
     TableTaken(String),
     /// The store could not start (its writer's connection, say).
     #[error("could not open the session store")]
-    Store(#[source] SessionError),
+    Store(#[source] StoreError),
 }
 
 impl From<sqlx::migrate::MigrateError> for SetupError {
@@ -59,8 +59,8 @@ impl From<sqlx::migrate::MigrateError> for SetupError {
     }
 }
 
-impl From<SessionError> for SetupError {
-    fn from(error: SessionError) -> Self {
+impl From<StoreError> for SetupError {
+    fn from(error: StoreError) -> Self {
         Self::Store(error)
     }
 }

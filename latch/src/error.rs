@@ -5,8 +5,8 @@ use std::sync::Arc;
 use rocket::http::Status;
 use rocket::request::Request;
 use rocket::response::{self, Responder};
-#[cfg(feature = "postgres")]
-use sqlx::postgres::{PgDatabaseError, PgSeverity};
+
+use crate::StoreError;
 
 /// A session operation that could not be completed. Store errors keep their source (for the log)
 /// but say nothing about it in `Display`, so nothing internal reaches a page.
@@ -46,12 +46,12 @@ use sqlx::postgres::{PgDatabaseError, PgSeverity};
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The database could not be reached or is too busy; retrying later may succeed.
+    /// The store could not be reached or is too busy; retrying later may succeed.
     #[error("the session store is unavailable")]
-    Unavailable(#[source] Arc<sqlx::Error>),
-    /// The database answered with an error that retrying will not fix.
+    Unavailable(#[source] StoreError),
+    /// The store failed in a way retrying will not fix.
     #[error("the session store failed")]
-    Store(#[source] Arc<sqlx::Error>),
+    Store(#[source] StoreError),
     /// The stored data, or a value read from it, is not what the code expects.
     #[error("session data for `{key}` could not be (de)serialized")]
     Data {
@@ -68,9 +68,6 @@ pub enum SessionError {
     /// The app uses the `Session` guard without managing `SessionManager`.
     #[error("the session layer is not configured")]
     NotConfigured,
-    /// The task that writes to the database has stopped (the store is shutting down).
-    #[error("the session store's writer has stopped")]
-    WriterGone,
     /// Other application instances kept changing the session faster than this one could retry.
     #[error("the session is being changed by too many requests at once")]
     Contended,
@@ -100,7 +97,7 @@ impl SessionError {
     /// The HTTP status a request that hit this error should get.
     pub fn status(&self) -> Status {
         match self {
-            Self::Unavailable(_) | Self::Contended | Self::WriterGone => Status::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Contended => Status::ServiceUnavailable,
             Self::Ended => Status::Conflict,
             Self::TooLarge { .. } => Status::PayloadTooLarge,
             Self::CrossSite | Self::Csrf => Status::Forbidden,
@@ -119,43 +116,19 @@ impl SessionError {
     }
 }
 
-impl From<sqlx::Error> for SessionError {
-    fn from(error: sqlx::Error) -> Self {
-        if is_unavailable(&error) {
-            Self::Unavailable(Arc::new(error))
+impl From<StoreError> for SessionError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable(error)
         } else {
-            Self::Store(Arc::new(error))
+            Self::Store(error)
         }
     }
 }
 
-/// Whether an error says the database is out of reach or overloaded, rather than that a query
-/// is wrong: these become 503s that go away when the database comes back.
-fn is_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            // Postgres ends a connection it refuses or kills (the database is shutting down,
-            // not accepting connections, …) with a FATAL error, whatever its SQLSTATE.
-            #[cfg(feature = "postgres")]
-            if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
-                return matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
-                    || ["08", "53", "57P"]
-                        .iter()
-                        .any(|class| pg.code().starts_with(class));
-            }
-            // SQLite result codes are numbers whose low byte is the primary code:
-            // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
-            db.code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
-        }
-        _ => false,
+impl From<sqlx::Error> for SessionError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
     }
 }
 

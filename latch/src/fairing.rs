@@ -71,9 +71,6 @@ enum Source {
     Config(Box<Config>),
     /// A configuration the app reads from the figment its own way.
     Reader(ConfigReader),
-    /// The figment's `latch` table, with the sessions in memory.
-    #[cfg(feature = "sqlite")]
-    InMemory,
     /// A store the app opened; the session settings from the figment's `latch` table.
     Store(Arc<dyn SessionStore>),
 }
@@ -106,14 +103,11 @@ impl Latch {
         }
     }
 
-    /// Sessions in an in-memory SQLite database, gone when the app stops: for tests (see
-    /// [`testing`](crate::testing)). The other settings come from the figment's `latch` table
-    /// as with [`fairing`](Self::fairing); `database_url` is `sqlite::memory:` whatever it says.
-    #[cfg(feature = "sqlite")]
+    /// Sessions in a [`MemoryStore`](crate::MemoryStore), gone when the app stops: for tests
+    /// (see [`testing`](crate::testing)). The session settings come from the figment's `latch`
+    /// table as with [`with_store`](Self::with_store); no database is opened.
     pub fn in_memory() -> Self {
-        Self {
-            source: Source::InMemory,
-        }
+        Self::with_store(crate::MemoryStore::new())
     }
 
     /// Sessions in a store the app built itself (on a pool of its own, say: see
@@ -167,13 +161,6 @@ impl Fairing for Latch {
                     (**config).clone()
                 }
                 Source::Reader(read) => read(rocket.figment())?,
-                #[cfg(feature = "sqlite")]
-                Source::InMemory => {
-                    let mut config = Config::from_figment(rocket.figment())?;
-                    config.database.url = "sqlite::memory:".into();
-                    config.database.schema = None;
-                    config
-                }
             };
             database::open(config)
                 .await

@@ -53,7 +53,7 @@ impl Session<'_> {
             // `last_seen` is kept for a user's device list; this session is one of them.
             Some(user) => self
                 .manager
-                .store
+                .users()?
                 .user_sessions(&user.user_id, Some(&id.hash()), now_ms())
                 .await?
                 .into_iter()

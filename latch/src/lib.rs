@@ -44,8 +44,8 @@ pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{
-    Batched, CachedStore, Loaded, Record, Rekeyed, SessionData, SessionStore, StoreStats, Write,
-    WriteBatches,
+    Batched, CachedStore, ExpiredDeletion, Loaded, MemoryStore, Record, Rekeyed, SessionData,
+    SessionStore, StoreError, StoreStats, UserIndex, Write, WriteBatches,
 };
 pub use table::Table;
 pub use user::{ClientInfo, Device, Handle, Revoke, SignIn, SignedIn};

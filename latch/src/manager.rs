@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::store::SessionData;
 use crate::user::{Device, Revoke, SignedIn};
-use crate::{IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, now_ms};
+use crate::{IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, UserIndex, now_ms};
 
 /// Serializes writes to one session within this process, so parallel requests on a session take
 /// turns instead of failing each other's version checks over and over. Striped by ID hash: a
@@ -122,7 +122,7 @@ impl SessionManager {
     ///
     /// [`SessionError`] when the store fails.
     pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<Device>, SessionError> {
-        self.store.user_sessions(user_id, None, now_ms()).await
+        Ok(self.users()?.user_sessions(user_id, None, now_ms()).await?)
     }
 
     /// Signs `user_id` out everywhere (an account locked by an admin, say). Returns how many
@@ -132,7 +132,7 @@ impl SessionManager {
     ///
     /// [`SessionError`] when the store fails; then none ended.
     pub async fn revoke_user(&self, user_id: &str) -> Result<usize, SessionError> {
-        Ok(self.store.revoke(user_id, Revoke::All).await?.len())
+        Ok(self.users()?.revoke(user_id, Revoke::All).await?.len())
     }
 
     /// Moves `user_id`'s auth epoch forward, ending every session of theirs (a password reset
@@ -142,7 +142,14 @@ impl SessionManager {
     ///
     /// [`SessionError`] when the store fails; then none ended.
     pub async fn bump_auth_epoch(&self, user_id: &str) -> Result<usize, SessionError> {
-        Ok(self.store.bump_auth_epoch(user_id, None).await?.len())
+        Ok(self.users()?.bump_auth_epoch(user_id, None).await?.len())
+    }
+
+    /// The store's per-user index, which signing in, devices and revoking need.
+    pub(crate) fn users(&self) -> Result<&dyn UserIndex, SessionError> {
+        self.store
+            .user_index()
+            .ok_or_else(|| crate::store::no_user_index().into())
     }
 
     pub(crate) fn write_lock(&self, id: &IdHash) -> &tokio::sync::Mutex<()> {

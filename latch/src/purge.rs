@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rocket::Shutdown;
 use tokio::time::MissedTickBehavior;
 
-use crate::{SessionError, SessionManager, SessionStore, error_chain, now_ms};
+use crate::{ExpiredDeletion, SessionManager, SessionStore, StoreError, error_chain, now_ms};
 
 /// How much longer than a batch took the purge pauses after it: the database spends at most a
 /// fifth of its time on a backlog (the factor was chosen by measurement: `docs/BENCHMARKS.md`).
@@ -26,10 +26,10 @@ const MAX_PAUSE: Duration = Duration::from_millis(200);
 ///
 /// The store's error for the batch that failed; the batches before it stay deleted.
 pub async fn purge_expired(
-    store: &dyn SessionStore,
+    store: &dyn ExpiredDeletion,
     now: i64,
     batch_size: u32,
-) -> Result<u64, SessionError> {
+) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
         let started = Instant::now();
@@ -44,9 +44,14 @@ pub async fn purge_expired(
 
 /// Starts the purge task for `manager`'s store ([`Latch`](crate::Latch) does at liftoff). It
 /// runs every `purge_interval` seconds (the first pass one interval after launch) and stops when
-/// `shutdown` fires; a failed pass is logged and retried on the next tick.
+/// `shutdown` fires; a failed pass is logged and retried on the next tick. A store without an
+/// [`ExpiredDeletion`] gets no task.
 pub(crate) fn start(manager: &SessionManager, shutdown: Shutdown) {
     let store = Arc::clone(manager.store());
+    if store.expired_deletion().is_none() {
+        log::info!("latch: this session store deletes no expired sessions, so nothing is purged");
+        return;
+    }
     let config = manager.config();
     let every = Duration::from_secs(config.purge_interval);
     tokio::spawn(run(store, every, config.purge_batch_size, shutdown));
@@ -59,7 +64,10 @@ async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shu
         loop {
             ticker.tick().await;
             let started = Instant::now();
-            match purge_expired(store.as_ref(), now_ms(), batch_size).await {
+            let Some(expired) = store.expired_deletion() else {
+                return;
+            };
+            match purge_expired(expired, now_ms(), batch_size).await {
                 Ok(0) => log::debug!("session purge: nothing expired"),
                 Ok(removed) => log::info!(
                     "session purge: removed {removed} expired sessions in {} ms",

@@ -1,5 +1,6 @@
-//! Help for an app's tests with Rocket's local client: sessions in memory, and what a
-//! browser's session holds, read in one call.
+//! Help for tests: for an app's, with Rocket's local client, sessions in memory and what a
+//! browser's session holds, read in one call; for a store's, the store contract
+//! ([`contract`]).
 //!
 //! ```no_run
 //! use latch::{Key, Latch};
@@ -8,7 +9,7 @@
 //! const VIEWS: Key<u64> = Key::new("views");
 //!
 //! # async fn test(rocket: rocket::Rocket<rocket::Build>) {
-//! // The app under test, its sessions in an in-memory SQLite database.
+//! // The app under test, its sessions in memory.
 //! let client = Client::tracked(rocket.attach(Latch::in_memory())).await.expect("launches");
 //! client.get("/").dispatch().await;
 //! let session = latch::testing::session(&client).await.expect("the store answers");
@@ -16,6 +17,8 @@
 //! assert_eq!(views, Some(1));
 //! # }
 //! ```
+
+pub mod contract;
 
 use rocket::local::asynchronous::Client;
 

@@ -202,7 +202,7 @@ pub struct Device {
     pub current: bool,
 }
 
-/// Which of a user's sessions to end (see [`SessionStore::revoke`](crate::SessionStore::revoke)).
+/// Which of a user's sessions to end (see [`UserIndex::revoke`](crate::UserIndex::revoke)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Revoke<'a> {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use futures::future::join_all;
 use latch::Database;
 use latch::{
-    Device, IdHash, Loaded, Record, Rekeyed, Revoke, SessionError, SessionId, SessionManager,
-    SessionStore, now_ms,
+    ExpiredDeletion, IdHash, Loaded, Record, Rekeyed, SessionId, SessionManager, SessionStore,
+    StoreError, UserIndex, now_ms,
 };
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -134,19 +134,15 @@ impl Unheard {
 
 #[latch::async_trait]
 impl SessionStore for Unheard {
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         let created = self.inner.create(id, record).await?;
         self.remember(id, record);
         Ok(created)
     }
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         self.inner.load(id, now).await
     }
-    async fn load_unconfirmed(
-        &self,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<Option<Loaded>, SessionError> {
+    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
         let copy = self.copies.lock().expect("not poisoned").get(id).cloned();
         match copy {
             Some(record) => Ok(Some(Loaded {
@@ -156,14 +152,14 @@ impl SessionStore for Unheard {
             None => self.inner.load_unconfirmed(id, now).await,
         }
     }
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
         let saved = self.inner.save(id, record, now).await?;
         if saved {
             self.remember(id, record);
         }
         Ok(saved)
     }
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
         self.inner.touch(id, expires_at, now).await
     }
     async fn rekey(
@@ -172,41 +168,17 @@ impl SessionStore for Unheard {
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         self.inner.rekey(old, new, record, now).await
     }
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
         self.inner.delete(id).await
     }
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
-        self.inner.delete_expired(now, limit).await
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index()
     }
-    async fn sign_in(
-        &self,
-        old: Option<&IdHash>,
-        new: &IdHash,
-        record: &Record,
-        now: i64,
-    ) -> Result<Rekeyed, SessionError> {
-        self.inner.sign_in(old, new, record, now).await
-    }
-    async fn user_sessions(
-        &self,
-        user_id: &str,
-        current: Option<&IdHash>,
-        now: i64,
-    ) -> Result<Vec<Device>, SessionError> {
-        self.inner.user_sessions(user_id, current, now).await
-    }
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-        self.inner.revoke(user_id, which).await
-    }
-    async fn bump_auth_epoch(
-        &self,
-        user_id: &str,
-        keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
-        self.inner.bump_auth_epoch(user_id, keep).await
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        self.inner.expired_deletion()
     }
 }
 

@@ -391,7 +391,7 @@ async fn write_after_a_concurrent_logout(
         .store()
         .delete(&id.hash())
         .await
-        .map_err(|e| e.status())?;
+        .map_err(|e| SessionError::from(e).status())?;
     // ... and then this one writes.
     match session.insert(&BLOB, &"late".to_owned()).await {
         Ok(()) => Ok("stored"),

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use latch::purge::purge_expired;
 use latch::{
-    Device, IdHash, PostgresStore, Record, Rekeyed, Revoke, SessionConfig, SessionData,
-    SessionError, SessionId, SessionManager, SessionStore, now_ms,
+    ExpiredDeletion, IdHash, MemoryStore, PostgresStore, Record, Rekeyed, SessionConfig,
+    SessionData, SessionId, SessionManager, SessionStore, StoreError, now_ms,
 };
 use serde_json::json;
 
@@ -17,6 +17,11 @@ backend_tests!(
     a_purge_pass_works_through_a_backlog_in_batches,
     the_background_task_purges_on_its_interval,
 );
+
+/// The purge of latch's own stores, which always have one.
+fn expired(store: &dyn SessionStore) -> &dyn ExpiredDeletion {
+    store.expired_deletion().expect("latch's stores purge")
+}
 
 /// Stores `count` sessions directly, expiring `offset_ms` from now (negative: already expired).
 async fn seed(app: &TestApp, count: usize, offset_ms: i64) -> Vec<SessionId> {
@@ -45,7 +50,7 @@ async fn a_purge_pass_removes_expired_sessions_and_keeps_live_ones(backend: Back
     seed(&app, 5, -1000).await;
     let live = seed(&app, 3, 60_000).await;
 
-    let removed = purge_expired(app.store().as_ref(), now_ms(), 1000)
+    let removed = purge_expired(expired(app.store().as_ref()), now_ms(), 1000)
         .await
         .expect("purge");
 
@@ -65,9 +70,12 @@ async fn a_purge_pass_works_through_a_backlog_in_batches(backend: Backend) {
     seed(&app, 2, 60_000).await;
     let store = app.store();
 
-    let one_batch = store.delete_expired(now_ms(), 10).await.expect("batch");
+    let one_batch = expired(store.as_ref())
+        .delete_expired(now_ms(), 10)
+        .await
+        .expect("batch");
     assert_eq!(one_batch, 10, "a batch deletes at most its limit");
-    let rest = purge_expired(store.as_ref(), now_ms(), 4)
+    let rest = purge_expired(expired(store.as_ref()), now_ms(), 4)
         .await
         .expect("purge");
 
@@ -98,80 +106,61 @@ async fn the_background_task_purges_on_its_interval(backend: Backend) {
     );
 }
 
-/// A store whose purge fails on its first call, then succeeds; it counts the calls.
+/// Sessions in memory, whose purge fails on its first call, then succeeds; it counts the calls.
 #[derive(Default)]
-struct FlakyStore {
+struct FlakyPurge {
+    sessions: MemoryStore,
     purge_calls: std::sync::atomic::AtomicUsize,
 }
 
 #[latch::async_trait]
-impl SessionStore for FlakyStore {
-    async fn create(&self, _: &IdHash, _: &Record) -> Result<bool, SessionError> {
-        Ok(true)
+impl SessionStore for FlakyPurge {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
+        self.sessions.create(id, record).await
     }
-    async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
-        Ok(None)
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+        self.sessions.load(id, now).await
     }
-    async fn save(&self, _: &IdHash, _: &Record, _: i64) -> Result<bool, SessionError> {
-        Ok(false)
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+        self.sessions.save(id, record, now).await
     }
-    async fn touch(&self, _: &IdHash, _: i64, _: i64) -> Result<bool, SessionError> {
-        Ok(false)
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        self.sessions.touch(id, expires_at, now).await
     }
     async fn rekey(
         &self,
-        _: &IdHash,
-        _: &IdHash,
-        _: &Record,
-        _: i64,
-    ) -> Result<Rekeyed, SessionError> {
-        Ok(Rekeyed::Gone)
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, StoreError> {
+        self.sessions.rekey(old, new, record, now).await
     }
-    async fn delete(&self, _: &IdHash) -> Result<(), SessionError> {
-        Ok(())
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
+        self.sessions.delete(id).await
     }
-    async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[latch::async_trait]
+impl ExpiredDeletion for FlakyPurge {
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
         let call = self
             .purge_calls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if call == 0 {
-            Err(sqlx::Error::PoolTimedOut.into())
+            Err(StoreError::unavailable("the database timed out"))
         } else {
-            Ok(0)
+            self.sessions.delete_expired(now, limit).await
         }
-    }
-    async fn sign_in(
-        &self,
-        _: Option<&IdHash>,
-        _: &IdHash,
-        _: &Record,
-        _: i64,
-    ) -> Result<Rekeyed, SessionError> {
-        Ok(Rekeyed::Gone)
-    }
-    async fn user_sessions(
-        &self,
-        _: &str,
-        _: Option<&IdHash>,
-        _: i64,
-    ) -> Result<Vec<Device>, SessionError> {
-        Ok(Vec::new())
-    }
-    async fn revoke(&self, _: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-        Ok(Vec::new())
-    }
-    async fn bump_auth_epoch(
-        &self,
-        _: &str,
-        _: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
-        Ok(Vec::new())
     }
 }
 
 #[tokio::test]
 async fn the_background_task_survives_a_failed_pass() {
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(FlakyPurge::default());
     let config = SessionConfig {
         purge_interval: 1,
         ..SessionConfig::default()

@@ -68,7 +68,7 @@ pub struct Session<'r> {
 enum Rotation {
     /// [`SessionStore::rekey`](crate::SessionStore::rekey): the user stays or is cleared.
     Rekey,
-    /// [`SessionStore::sign_in`](crate::SessionStore::sign_in): the user is set.
+    /// [`UserIndex::sign_in`](crate::UserIndex::sign_in): the user is set.
     SignIn,
 }
 
@@ -499,7 +499,12 @@ impl Session<'_> {
                 let store = &self.manager.store;
                 let moved = match rotation {
                     Rotation::Rekey => store.rekey(&old, &id.hash(), &next, now).await?,
-                    Rotation::SignIn => store.sign_in(Some(&old), &id.hash(), &next, now).await?,
+                    Rotation::SignIn => {
+                        self.manager
+                            .users()?
+                            .sign_in(Some(&old), &id.hash(), &next, now)
+                            .await?
+                    }
                 };
                 match moved {
                     Rekeyed::Done => {

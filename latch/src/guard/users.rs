@@ -109,7 +109,7 @@ impl Session<'_> {
             let id = SessionId::generate();
             match self
                 .manager
-                .store
+                .users()?
                 .sign_in(None, &id.hash(), &record, now)
                 .await?
             {
@@ -162,10 +162,11 @@ impl Session<'_> {
     /// [`SessionError::NotSignedIn`] (401) without a signed-in session, or a store error.
     pub async fn devices(&self) -> Result<Vec<Device>, SessionError> {
         let (user_id, current) = self.signed_in().await?;
-        self.manager
-            .store
+        Ok(self
+            .manager
+            .users()?
             .user_sessions(&user_id, Some(&current), now_ms())
-            .await
+            .await?)
     }
 
     /// Signs out the user's session with this handle (this one included). Returns whether
@@ -210,7 +211,7 @@ impl Session<'_> {
         let (user_id, current) = self.signed_in().await?;
         let ended = self
             .manager
-            .store
+            .users()?
             .bump_auth_epoch(&user_id, Some(&current))
             .await?;
         Ok(ended.len())
@@ -220,7 +221,7 @@ impl Session<'_> {
     /// is among them.
     async fn revoke(&self, which: Revoke<'_>) -> Result<usize, SessionError> {
         let (user_id, current) = self.signed_in().await?;
-        let ended = self.manager.store.revoke(&user_id, which).await?;
+        let ended = self.manager.users()?.revoke(&user_id, which).await?;
         if ended.contains(&current) {
             let _serial = self.cell.writer.lock().await;
             self.cell.set(None);

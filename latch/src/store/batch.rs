@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Record, Rekeyed, SessionStore};
-use crate::user::{Device, Revoke};
-use crate::{IdHash, SessionError};
+use super::{ExpiredDeletion, Record, Rekeyed, SessionStore, StoreError, UserIndex, WriterStopped};
+use crate::IdHash;
 
 /// Most requests one batch carries. Bounds how long the first of them waits.
 const MAX_BATCH: usize = 256;
@@ -67,9 +66,10 @@ impl Write {
 
 /// A store that can apply many writes in one go, which is what [`Batched`] needs of it.
 ///
-/// Rekeys, sign-ins, per-user operations and purges are not batched: [`Batched`] passes them to
-/// the store as they come (a rekey onto an ID in use fails its statement, which must not abort
-/// anyone else's write).
+/// Rekeys are not batched: [`Batched`] passes them to the store as they come (a rekey onto an ID
+/// in use fails its statement, which must not abort anyone else's write). Sign-ins, per-user
+/// operations and purges do not go through it at all: it hands out the store's own
+/// [`UserIndex`] and [`ExpiredDeletion`].
 #[async_trait::async_trait]
 pub trait WriteBatches: SessionStore {
     /// Whether [`load_batch`](Self::load_batch) should serve loads too: worth it where every
@@ -82,18 +82,15 @@ pub trait WriteBatches: SessionStore {
     ///
     /// # Errors
     ///
-    /// [`SessionError`] when the database fails; no write of the batch is then stored.
-    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError>;
+    /// [`StoreError`] when the database fails; no write of the batch is then stored.
+    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, StoreError>;
 
     /// The live session for each `(id, now)` of `loads`, in the same order.
     ///
     /// # Errors
     ///
-    /// [`SessionError`] when the database fails.
-    async fn load_batch(
-        &self,
-        loads: &[(IdHash, i64)],
-    ) -> Result<Vec<Option<Record>>, SessionError> {
+    /// [`StoreError`] when the database fails.
+    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
         let mut found = Vec::with_capacity(loads.len());
         for (id, now) in loads {
             found.push(self.load(id, *now).await?);
@@ -115,7 +112,7 @@ pub trait WriteBatches: SessionStore {
 pub(super) async fn write_one<S: WriteBatches + ?Sized>(
     store: &S,
     write: Write,
-) -> Result<bool, SessionError> {
+) -> Result<bool, StoreError> {
     let outcomes = store.write_batch(std::slice::from_ref(&write)).await?;
     Ok(outcomes.first().copied().unwrap_or(false))
 }
@@ -166,7 +163,7 @@ impl<S> std::fmt::Debug for Batched<S> {
 
 #[async_trait::async_trait]
 impl<S: WriteBatches> SessionStore for Batched<S> {
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         let write = Write::Create {
             id: *id,
             record: record.clone(),
@@ -174,14 +171,14 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         self.writes.submit(write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         match &self.loads {
             Some(loads) => loads.submit((*id, now)).await,
             None => self.inner.load(id, now).await,
         }
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -190,7 +187,7 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         self.writes.submit(write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -205,50 +202,23 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         self.inner.rekey(old, new, record, now).await
     }
 
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
         self.writes
             .submit(Write::Delete { id: *id })
             .await
             .map(drop)
     }
 
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
-        self.inner.delete_expired(now, limit).await
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index()
     }
 
-    async fn sign_in(
-        &self,
-        old: Option<&IdHash>,
-        new: &IdHash,
-        record: &Record,
-        now: i64,
-    ) -> Result<Rekeyed, SessionError> {
-        self.inner.sign_in(old, new, record, now).await
-    }
-
-    async fn user_sessions(
-        &self,
-        user_id: &str,
-        current: Option<&IdHash>,
-        now: i64,
-    ) -> Result<Vec<Device>, SessionError> {
-        self.inner.user_sessions(user_id, current, now).await
-    }
-
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-        self.inner.revoke(user_id, which).await
-    }
-
-    async fn bump_auth_epoch(
-        &self,
-        user_id: &str,
-        keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
-        self.inner.bump_auth_epoch(user_id, keep).await
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        self.inner.expired_deletion()
     }
 }
 
@@ -257,7 +227,7 @@ struct Writes<S>(Arc<S>);
 
 #[async_trait::async_trait]
 impl<S: WriteBatches> Batch<Write, bool> for Writes<S> {
-    async fn run(&mut self, batch: &[Write]) -> Result<Vec<bool>, SessionError> {
+    async fn run(&mut self, batch: &[Write]) -> Result<Vec<bool>, StoreError> {
         self.0.write_batch(batch).await
     }
 }
@@ -267,7 +237,7 @@ struct Loads<S>(Arc<S>);
 
 #[async_trait::async_trait]
 impl<S: WriteBatches> Batch<(IdHash, i64), Option<Record>> for Loads<S> {
-    async fn run(&mut self, batch: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, SessionError> {
+    async fn run(&mut self, batch: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
         self.0.load_batch(batch).await
     }
 }
@@ -343,7 +313,7 @@ pub(super) fn mark(
 }
 
 /// The IDs in the first column of `rows` (what a `returning id_hash` statement reports).
-pub(super) fn returned_ids<R>(rows: Vec<R>) -> Result<HashSet<IdHash>, SessionError>
+pub(super) fn returned_ids<R>(rows: Vec<R>) -> Result<HashSet<IdHash>, StoreError>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,
@@ -362,14 +332,14 @@ where
 /// A request waiting for the batch task, and where its answer goes.
 struct Job<Q, A> {
     request: Q,
-    reply: oneshot::Sender<Result<A, SessionError>>,
+    reply: oneshot::Sender<Result<A, StoreError>>,
 }
 
 /// What a batch task does with each batch.
 #[async_trait::async_trait]
 trait Batch<Q, A>: Send + 'static {
     /// Serves every request of `batch`, answers in the same order; an error answers them all.
-    async fn run(&mut self, batch: &[Q]) -> Result<Vec<A>, SessionError>;
+    async fn run(&mut self, batch: &[Q]) -> Result<Vec<A>, StoreError>;
 }
 
 /// The handle callers use to queue requests for a batch task.
@@ -386,13 +356,15 @@ impl<Q: Send + 'static, A: Clone + Send + 'static> Batcher<Q, A> {
     }
 
     /// Queues `request` and waits for its batch.
-    async fn submit(&self, request: Q) -> Result<A, SessionError> {
+    async fn submit(&self, request: Q) -> Result<A, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { request, reply })
             .await
-            .map_err(|_| SessionError::WriterGone)?;
-        answer.await.map_err(|_| SessionError::WriterGone)?
+            .map_err(|_| StoreError::unavailable(WriterStopped))?;
+        answer
+            .await
+            .map_err(|_| StoreError::unavailable(WriterStopped))?
     }
 
     #[cfg(test)]
@@ -516,7 +488,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl SessionStore for Recorder {
-        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
             let write = Write::Create {
                 id: *id,
                 record: record.clone(),
@@ -524,11 +496,11 @@ mod tests {
             write_one(self, write).await
         }
 
-        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, SessionError> {
+        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, StoreError> {
             Ok(None)
         }
 
-        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
             let write = Write::Save {
                 id: *id,
                 record: record.clone(),
@@ -537,12 +509,7 @@ mod tests {
             write_one(self, write).await
         }
 
-        async fn touch(
-            &self,
-            id: &IdHash,
-            expires_at: i64,
-            now: i64,
-        ) -> Result<bool, SessionError> {
+        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
             let write = Write::Touch {
                 id: *id,
                 expires_at,
@@ -557,60 +524,25 @@ mod tests {
             _: &IdHash,
             _: &Record,
             _: i64,
-        ) -> Result<Rekeyed, SessionError> {
+        ) -> Result<Rekeyed, StoreError> {
             Ok(Rekeyed::Gone)
         }
 
-        async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+        async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
             write_one(self, Write::Delete { id: *id }).await.map(drop)
-        }
-
-        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
-            Ok(0)
-        }
-
-        async fn sign_in(
-            &self,
-            _: Option<&IdHash>,
-            _: &IdHash,
-            _: &Record,
-            _: i64,
-        ) -> Result<Rekeyed, SessionError> {
-            Ok(Rekeyed::Gone)
-        }
-
-        async fn user_sessions(
-            &self,
-            _: &str,
-            _: Option<&IdHash>,
-            _: i64,
-        ) -> Result<Vec<Device>, SessionError> {
-            Ok(Vec::new())
-        }
-
-        async fn revoke(&self, _: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-            Ok(Vec::new())
-        }
-
-        async fn bump_auth_epoch(
-            &self,
-            _: &str,
-            _: Option<&IdHash>,
-        ) -> Result<Vec<IdHash>, SessionError> {
-            Ok(Vec::new())
         }
     }
 
     #[async_trait::async_trait]
     impl WriteBatches for Recorder {
-        async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError> {
+        async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, StoreError> {
             self.batches
                 .lock()
                 .expect("not poisoned")
                 .push(writes.len());
             self.permits.acquire().await.expect("open").forget();
             if self.fail {
-                return Err(SessionError::WriterGone);
+                return Err(StoreError::unavailable(WriterStopped));
             }
             Ok(writes
                 .iter()
@@ -624,7 +556,7 @@ mod tests {
     async fn saves_behind_a_held_batch(
         store: Recorder,
         versions: std::ops::Range<i64>,
-    ) -> (Vec<Result<bool, SessionError>>, Vec<usize>) {
+    ) -> (Vec<Result<bool, StoreError>>, Vec<usize>) {
         let batched = Arc::new(store.batched());
         let first = {
             let batched = Arc::clone(&batched);

@@ -11,9 +11,11 @@ use quick_cache::sync::Cache;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Loaded, Record, Rekeyed, SessionStore};
+use super::{
+    ExpiredDeletion, Loaded, Record, Rekeyed, SessionStore, StoreError, UserIndex, no_user_index,
+};
 use crate::user::{Device, Revoke, SignedIn};
-use crate::{IdHash, SessionError, now_ms};
+use crate::{IdHash, now_ms};
 
 /// Locks guarding the cache's per-session write counters (striped by ID hash, like the
 /// session layer's write locks).
@@ -97,7 +99,7 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     /// Reads `id` from the database, and caches it unless a write overtook the read.
-    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         let ticket = *self.memory.counter(id);
         let loaded = self.inner.load(id, now).await?;
         let counter = self.memory.counter(id);
@@ -259,7 +261,7 @@ impl Compact {
 
 #[async_trait::async_trait]
 impl<S: SessionStore> SessionStore for CachedStore<S> {
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         let ticket = self.memory.start_write(id);
         let created = self.inner.create(id, record).await;
         self.memory.finish_write(
@@ -270,7 +272,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         created
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         if self.memory.cached(id, now).is_some() {
             // Changes other instances committed before now may still be on their way: wait for
             // them, then look again.
@@ -285,11 +287,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         self.read_through(id, now).await
     }
 
-    async fn load_unconfirmed(
-        &self,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<Option<Loaded>, SessionError> {
+    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
         if let Some(record) = self.memory.cached(id, now) {
             // Without a barrier this process is the only writer: the copy is current.
             let confirmed = self.memory.barrier.is_none();
@@ -302,7 +300,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         }))
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
         let ticket = self.memory.start_write(id);
         let saved = self.inner.save(id, record, now).await;
         self.memory.finish_write(
@@ -313,7 +311,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         saved
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
         let ticket = self.memory.start_write(id);
         let touched = self.inner.touch(id, expires_at, now).await;
         let counter = self.memory.counter(id);
@@ -339,7 +337,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         let old_ticket = self.memory.start_write(old);
         let new_ticket = self.memory.start_write(new);
         let rekeyed = self.inner.rekey(old, new, record, now).await;
@@ -350,28 +348,39 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         rekeyed
     }
 
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
         let ticket = self.memory.start_write(id);
         let deleted = self.inner.delete(id).await;
         self.memory.finish_write(id, ticket, None);
         deleted
     }
 
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
-        // Only rows past their deadline go, and expired cache entries are never served.
-        self.inner.delete_expired(now, limit).await
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        // The cache forgets the sessions that per-user operations move or end.
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
     }
 
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        // Only sessions past their deadline go, and expired copies are never served.
+        self.inner.expired_deletion()
+    }
+}
+
+/// The inner store's per-user index, with the cache kept in step: the sessions a sign-in moves
+/// and those a revoke or a new auth epoch ends are forgotten.
+#[async_trait::async_trait]
+impl<S: SessionStore> UserIndex for CachedStore<S> {
     async fn sign_in(
         &self,
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
+        let users = self.inner.user_index().ok_or_else(no_user_index)?;
         let old_ticket = old.map(|old| (old, self.memory.start_write(old)));
         let new_ticket = self.memory.start_write(new);
-        let signed_in = self.inner.sign_in(old, new, record, now).await;
+        let signed_in = users.sign_in(old, new, record, now).await;
         if let Some((old, ticket)) = old_ticket {
             self.memory.finish_write(old, ticket, None);
         }
@@ -386,12 +395,14 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         user_id: &str,
         current: Option<&IdHash>,
         now: i64,
-    ) -> Result<Vec<Device>, SessionError> {
-        self.inner.user_sessions(user_id, current, now).await
+    ) -> Result<Vec<Device>, StoreError> {
+        let users = self.inner.user_index().ok_or_else(no_user_index)?;
+        users.user_sessions(user_id, current, now).await
     }
 
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-        let revoked = self.inner.revoke(user_id, which).await?;
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
+        let users = self.inner.user_index().ok_or_else(no_user_index)?;
+        let revoked = users.revoke(user_id, which).await?;
         for id in &revoked {
             self.memory.invalidate(id);
         }
@@ -402,8 +413,9 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         &self,
         user_id: &str,
         keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
-        let ended = self.inner.bump_auth_epoch(user_id, keep).await?;
+    ) -> Result<Vec<IdHash>, StoreError> {
+        let users = self.inner.user_index().ok_or_else(no_user_index)?;
+        let ended = users.bump_auth_epoch(user_id, keep).await?;
         for id in &ended {
             self.memory.invalidate(id);
         }
@@ -442,7 +454,6 @@ pub(crate) fn barrier() -> (Barrier, mpsc::Receiver<oneshot::Sender<()>>) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -452,109 +463,56 @@ mod tests {
 
     use crate::{SessionData, SessionId};
 
-    /// A store in memory that counts loads and can hold a load back until released.
+    /// The in-memory store, counting its loads and holding each back until released if it has
+    /// a gate. Only `load` changes; the rest goes to the store as is.
     #[derive(Default)]
     struct MemoryStore {
-        rows: std::sync::Mutex<HashMap<IdHash, Record>>,
+        store: crate::MemoryStore,
         loads: AtomicUsize,
         gate: Option<Arc<Semaphore>>,
     }
 
     impl MemoryStore {
-        fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<IdHash, Record>> {
-            self.rows.lock().expect("not poisoned")
+        /// Stores `record` as `id`, whatever was there: a change made behind the cache's back.
+        async fn put(&self, id: IdHash, record: Record) {
+            self.store.delete(&id).await.expect("delete");
+            assert!(self.store.create(&id, &record).await.expect("create"));
         }
     }
 
     #[async_trait::async_trait]
     impl SessionStore for MemoryStore {
-        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
-            Ok(self.rows().insert(*id, record.clone()).is_none())
+        async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
+            self.store.create(id, record).await
         }
-        async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+        async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
-            let found = self.rows().get(id).filter(|r| r.expires_at > now).cloned();
+            let found = self.store.load(id, now).await;
             if let Some(gate) = &self.gate {
                 gate.acquire().await.expect("open").forget();
             }
-            Ok(found)
+            found
         }
-        async fn save(&self, id: &IdHash, record: &Record, _: i64) -> Result<bool, SessionError> {
-            let mut rows = self.rows();
-            match rows.get(id) {
-                Some(current) if current.version == record.version - 1 => {
-                    rows.insert(*id, record.clone());
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
+        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+            self.store.save(id, record, now).await
         }
-        async fn touch(
-            &self,
-            id: &IdHash,
-            expires_at: i64,
-            now: i64,
-        ) -> Result<bool, SessionError> {
-            let mut rows = self.rows();
-            match rows.get_mut(id) {
-                Some(row) if row.expires_at > now && row.expires_at < expires_at => {
-                    row.expires_at = expires_at;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
+        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+            self.store.touch(id, expires_at, now).await
         }
         async fn rekey(
             &self,
-            _: &IdHash,
-            _: &IdHash,
-            _: &Record,
-            _: i64,
-        ) -> Result<Rekeyed, SessionError> {
-            Ok(Rekeyed::Gone)
+            old: &IdHash,
+            new: &IdHash,
+            record: &Record,
+            now: i64,
+        ) -> Result<Rekeyed, StoreError> {
+            self.store.rekey(old, new, record, now).await
         }
-        async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
-            self.rows().remove(id);
-            Ok(())
+        async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
+            self.store.delete(id).await
         }
-        async fn delete_expired(&self, _: i64, _: u32) -> Result<u64, SessionError> {
-            Ok(0)
-        }
-        async fn sign_in(
-            &self,
-            _: Option<&IdHash>,
-            _: &IdHash,
-            _: &Record,
-            _: i64,
-        ) -> Result<Rekeyed, SessionError> {
-            Ok(Rekeyed::Gone)
-        }
-        async fn user_sessions(
-            &self,
-            _: &str,
-            _: Option<&IdHash>,
-            _: i64,
-        ) -> Result<Vec<Device>, SessionError> {
-            Ok(Vec::new())
-        }
-        async fn revoke(&self, user_id: &str, _: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
-            let mut rows = self.rows();
-            let ended: Vec<IdHash> = rows
-                .iter()
-                .filter(|(_, r)| r.user.as_ref().is_some_and(|u| u.user_id == user_id))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in &ended {
-                rows.remove(id);
-            }
-            Ok(ended)
-        }
-        async fn bump_auth_epoch(
-            &self,
-            _: &str,
-            _: Option<&IdHash>,
-        ) -> Result<Vec<IdHash>, SessionError> {
-            Ok(Vec::new())
+        fn user_index(&self) -> Option<&dyn UserIndex> {
+            self.store.user_index()
         }
     }
 
@@ -632,7 +590,7 @@ mod tests {
         };
         let store = Arc::new(CachedStore::new(inner, 100));
         let id = SessionId::generate().hash();
-        store.inner.rows().insert(id, record(0, 1000, "old"));
+        store.inner.put(id, record(0, 1000, "old")).await;
 
         // A read fetches the old row, then stalls before it can fill the cache ...
         let slow = tokio::spawn({
@@ -682,7 +640,7 @@ mod tests {
                 .expect("create")
         );
         // Another instance changes the row behind this cache's back ...
-        store.inner.rows().insert(id, record(2, 1000, "new"));
+        store.inner.put(id, record(2, 1000, "new")).await;
         // ... and the "listener" applies its announcement at the barrier.
         let listener = tokio::spawn({
             let store = Arc::clone(&store);
@@ -755,7 +713,7 @@ mod tests {
             .create(&id, &record(1, 1000, "old"))
             .await
             .expect("create");
-        store.inner.rows().insert(id, record(2, 1000, "new"));
+        store.inner.put(id, record(2, 1000, "new")).await;
 
         let loaded = store.load(&id, 10).await.expect("load");
 
@@ -794,7 +752,7 @@ mod tests {
                 .expect("create")
         );
         // Ended behind the cache's back (as the purge or another instance may end it).
-        store.inner.rows().remove(&id);
+        store.inner.store.delete(&id).await.expect("delete");
 
         assert!(!store.touch(&id, 5000, 10).await.expect("touch"));
 

@@ -4,8 +4,10 @@
 
 mod batch;
 mod cached;
+mod error;
 #[cfg(feature = "postgres")]
 mod listen;
+mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -13,6 +15,9 @@ mod sqlite;
 
 pub use batch::{Batched, Write, WriteBatches};
 pub use cached::CachedStore;
+pub(crate) use error::WriterStopped;
+pub use error::{Cause, StoreError};
+pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
@@ -21,7 +26,7 @@ pub use sqlite::SqliteStore;
 mod users;
 
 use crate::user::{Device, Handle, Revoke, SignedIn};
-use crate::{ClientInfo, IdHash, SessionError};
+use crate::{ClientInfo, IdHash};
 
 /// A session's data: a JSON object, one entry per key.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
@@ -38,7 +43,7 @@ pub struct Record {
     pub created_at: i64,
     /// When the session ends unless it is used: `min(last activity + idle, created + absolute)`.
     pub expires_at: i64,
-    /// Who the session is signed in as, if anyone (see [`SessionStore::sign_in`]).
+    /// Who the session is signed in as, if anyone (see [`UserIndex::sign_in`]).
     pub user: Option<SignedIn>,
 }
 
@@ -63,28 +68,29 @@ pub enum Rekeyed {
     IdTaken,
 }
 
-/// Storage for sessions, keyed by the hash of their ID.
+/// Storage for sessions, keyed by the hash of their ID: the contract a store of any kind
+/// implements. The purge ([`ExpiredDeletion`]) and the per-user index ([`UserIndex`]) are
+/// traits of their own, which a store offers through [`expired_deletion`](Self::expired_deletion)
+/// and [`user_index`](Self::user_index); a store without them still keeps sessions (expired
+/// ones are never served), but cannot sign sessions in.
 ///
-/// Every method that reads or extends a session takes `now` and ignores rows whose `expires_at`
-/// has passed, so an expired row behaves exactly like a missing one even before the purge
-/// removes it, and nothing can bring it back to life.
+/// Every method that reads or extends a session takes `now` and ignores sessions whose
+/// `expires_at` has passed, so an expired session behaves exactly like a missing one even
+/// before it is deleted, and nothing can bring it back to life.
+/// [`testing::contract`](crate::testing::contract) checks a store against all of this.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Inserts a new session; `Ok(false)` if the ID is taken.
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError>;
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError>;
 
     /// The live session with this ID, if any.
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError>;
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError>;
 
     /// Like [`load`](Self::load), but a cache may answer before it knows it has heard every
     /// change other instances committed. Such a copy is good enough to write from (the write's
     /// version check catches a stale one), but must be read again with `load` before any of it
     /// is shown.
-    async fn load_unconfirmed(
-        &self,
-        id: &IdHash,
-        now: i64,
-    ) -> Result<Option<Loaded>, SessionError> {
+    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
         Ok(self.load(id, now).await?.map(|record| Loaded {
             record,
             confirmed: true,
@@ -93,46 +99,112 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Replaces the data and deadline if the stored version is still `record.version - 1` and the
     /// session is live; `Ok(false)` if another write got there first or the session ended.
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError>;
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError>;
 
     /// Moves a live session's deadline forward to `expires_at` (never back), and says whether it
     /// moved (`false`: the session ended, or its deadline was already as late). Data and version
     /// are untouched, so a touch never conflicts with a data write.
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError>;
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError>;
 
-    /// Moves a live session to a new ID and replaces its data and deadline with `record`'s, in
-    /// one statement, if its stored version is still `record.version - 1`: the old ID stops
-    /// working at once, and nobody ever sees the new data under it.
+    /// Moves a live session to a new ID and replaces its data, deadline and user with
+    /// `record`'s, at once, if its stored version is still `record.version - 1`: the old ID
+    /// stops working at once, and nobody ever sees the new data under it. It may keep the
+    /// session's user or clear it (a sign-out), never change it: only
+    /// [`UserIndex::sign_in`] signs a session in (`Gone` otherwise).
     async fn rekey(
         &self,
         old: &IdHash,
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError>;
+    ) -> Result<Rekeyed, StoreError>;
 
     /// Deletes the session, if it exists.
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError>;
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError>;
 
-    /// Apart from the per-session operations above, for the purge: deletes at most `limit`
-    /// sessions that expired at or before `now`, and returns how many.
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError>;
+    /// The store's per-user index, if it keeps one: what signing in, listing a user's devices
+    /// and revoking them need. `None` by default.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        None
+    }
 
-    /// Signs a session in as `record.user`, in one transaction: takes the user's current auth
-    /// epoch (locking the user's row, so a concurrent [`bump_auth_epoch`](Self::bump_auth_epoch)
-    /// either sees this session or is seen by it) and records it with the session, which moves
-    /// from `old` to `new` as [`rekey`](Self::rekey) moves it or, without `old`, is created
-    /// under `new`. `Gone` and `IdTaken` as for `rekey`.
-    ///
-    /// Plain `rekey` may keep a session's user or clear it (`record.user` set to `None`: a sign
-    /// out), never change it: only this method signs a session in.
+    /// The store's deletion of expired sessions, if it has one: what the purge task runs.
+    /// `None` by default (a store whose entries expire by themselves needs none).
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        None
+    }
+}
+
+/// A shared store is a store: an app can keep an `Arc` of the store it hands latch.
+#[async_trait::async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
+        (**self).create(id, record).await
+    }
+
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+        (**self).load(id, now).await
+    }
+
+    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
+        (**self).load_unconfirmed(id, now).await
+    }
+
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+        (**self).save(id, record, now).await
+    }
+
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        (**self).touch(id, expires_at, now).await
+    }
+
+    async fn rekey(
+        &self,
+        old: &IdHash,
+        new: &IdHash,
+        record: &Record,
+        now: i64,
+    ) -> Result<Rekeyed, StoreError> {
+        (**self).rekey(old, new, record, now).await
+    }
+
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
+        (**self).delete(id).await
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        (**self).user_index()
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        (**self).expired_deletion()
+    }
+}
+
+/// Deletes expired sessions in bounded batches: what the purge task runs (see
+/// [`purge`](crate::purge)).
+#[async_trait::async_trait]
+pub trait ExpiredDeletion: Send + Sync {
+    /// Deletes at most `limit` sessions that expired at or before `now`, and returns how many.
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// Sessions indexed by the user they are signed in as: signing in, listing a user's sessions,
+/// and ending them (one, all but one, all, or all signed in before a password change).
+#[async_trait::async_trait]
+pub trait UserIndex: Send + Sync {
+    /// Signs a session in as `record.user`, at once: takes the user's current auth epoch
+    /// (so that a concurrent [`bump_auth_epoch`](Self::bump_auth_epoch) either sees this
+    /// session or is seen by it) and records it with the session, which moves from `old` to
+    /// `new` as [`rekey`](SessionStore::rekey) moves it or, without `old`, is created under
+    /// `new`. `Gone` and `IdTaken` as for `rekey`.
     async fn sign_in(
         &self,
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError>;
+    ) -> Result<Rekeyed, StoreError>;
 
     /// The user's live sessions, in the order they signed in; `current` marks the asking one.
     async fn user_sessions(
@@ -140,21 +212,25 @@ pub trait SessionStore: Send + Sync + 'static {
         user_id: &str,
         current: Option<&IdHash>,
         now: i64,
-    ) -> Result<Vec<Device>, SessionError>;
+    ) -> Result<Vec<Device>, StoreError>;
 
     /// Ends the user's sessions that `which` names, and returns their ID hashes (for caches to
     /// forget them). Only ever the user's own: another user's handle matches nothing.
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError>;
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError>;
 
     /// Moves the user's auth epoch forward and ends every session of theirs that signed in
     /// before, all but `keep` (which moves to the new epoch): what a password change does.
-    /// Returns the ended sessions' ID hashes. It touches only the user's own rows, through the
-    /// index on `user_id`.
+    /// Returns the ended sessions' ID hashes.
     async fn bump_auth_epoch(
         &self,
         user_id: &str,
         keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError>;
+    ) -> Result<Vec<IdHash>, StoreError>;
+}
+
+/// What a store without a per-user index answers to a per-user operation.
+pub(crate) fn no_user_index() -> StoreError {
+    StoreError::failed("this session store keeps no per-user index")
 }
 
 /// A summary of the stored sessions, for operators ([`Database::stats`](crate::Database::stats)).
@@ -197,7 +273,7 @@ const LOCK_USER: &str = "
     returning auth_epoch";
 
 /// What a [`REKEY`] statement did, from the rows it changed.
-fn rekey_outcome(changed: Result<u64, sqlx::Error>) -> Result<Rekeyed, SessionError> {
+fn rekey_outcome(changed: Result<u64, sqlx::Error>) -> Result<Rekeyed, StoreError> {
     match changed {
         Ok(1) => Ok(Rekeyed::Done),
         Ok(_) => Ok(Rekeyed::Gone),
@@ -221,9 +297,9 @@ struct StoredRow {
 }
 
 impl TryFrom<StoredRow> for Record {
-    type Error = SessionError;
+    type Error = StoreError;
 
-    fn try_from(row: StoredRow) -> Result<Self, SessionError> {
+    fn try_from(row: StoredRow) -> Result<Self, StoreError> {
         let user = match (
             row.user_id,
             row.handle.as_deref().and_then(Handle::from_slice),
@@ -262,7 +338,7 @@ struct FoundRow {
 fn found_in_order(
     batch: &[(IdHash, i64)],
     rows: Vec<FoundRow>,
-) -> Result<Vec<Option<Record>>, SessionError> {
+) -> Result<Vec<Option<Record>>, StoreError> {
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for FoundRow { id_hash, row } in rows {
         let Ok(hash) = <[u8; 32]>::try_from(id_hash) else {
@@ -299,12 +375,12 @@ impl<'a> UserColumns<'a> {
     }
 }
 
-fn encode_data(data: &SessionData) -> Result<String, SessionError> {
-    serde_json::to_string(data).map_err(|e| SessionError::data("*", e))
+fn encode_data(data: &SessionData) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(StoreError::failed)
 }
 
-fn decode_data(json: &str) -> Result<SessionData, SessionError> {
-    serde_json::from_str(json).map_err(|e| SessionError::data("*", e))
+fn decode_data(json: &str) -> Result<SessionData, StoreError> {
+    serde_json::from_str(json).map_err(StoreError::corrupt)
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

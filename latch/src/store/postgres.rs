@@ -18,8 +18,9 @@ use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, UserColumns, cached,
     encode_data, found_in_order, listen,
 };
+use super::{ExpiredDeletion, StoreError, UserIndex};
 use crate::user::{Device, Revoke};
-use crate::{IdHash, SessionError, SetupError, Table, schema};
+use crate::{IdHash, SetupError, Table, schema};
 
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
 ///
@@ -118,7 +119,7 @@ impl Batched<PostgresStore> {
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresStore {
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         let write = Write::Create {
             id: *id,
             record: record.clone(),
@@ -126,12 +127,12 @@ impl SessionStore for PostgresStore {
         write_one(self, write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         let mut found = self.load_batch(&[(*id, now)]).await?;
         Ok(found.pop().flatten())
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -140,7 +141,7 @@ impl SessionStore for PostgresStore {
         write_one(self, write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -155,17 +156,28 @@ impl SessionStore for PostgresStore {
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
         let mut connection = self.pool.acquire().await?;
         users::rekey(&self.table, &mut connection, old, new, record, now, None).await
     }
 
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
         write_one(self, Write::Delete { id: *id }).await.map(drop)
     }
 
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl ExpiredDeletion for PostgresStore {
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
         // On the pool, so a purge batch never holds up request writes.
         let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
             .bind(now)
@@ -174,14 +186,17 @@ impl SessionStore for PostgresStore {
             .await?;
         Ok(result.rows_affected())
     }
+}
 
+#[async_trait::async_trait]
+impl UserIndex for PostgresStore {
     async fn sign_in(
         &self,
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::sign_in(&self.table, &mut connection, old, new, record, now).await
     }
@@ -191,12 +206,12 @@ impl SessionStore for PostgresStore {
         user_id: &str,
         current: Option<&IdHash>,
         now: i64,
-    ) -> Result<Vec<Device>, SessionError> {
+    ) -> Result<Vec<Device>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::user_sessions(&self.table, &mut connection, user_id, current, now).await
     }
 
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::revoke(&self.table, &mut connection, user_id, which).await
     }
@@ -205,7 +220,7 @@ impl SessionStore for PostgresStore {
         &self,
         user_id: &str,
         keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
+    ) -> Result<Vec<IdHash>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::bump_auth_epoch(&self.table, &mut connection, user_id, keep).await
     }
@@ -215,16 +230,13 @@ impl SessionStore for PostgresStore {
 impl WriteBatches for PostgresStore {
     const LOADS_IN_BATCHES: bool = true;
 
-    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, SessionError> {
+    async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, StoreError> {
         let mut writer = self.writer.lock().await;
         let result = write_many(writer.connection().await?, &self.table, writes).await;
         writer.forget_after(result)
     }
 
-    async fn load_batch(
-        &self,
-        loads: &[(IdHash, i64)],
-    ) -> Result<Vec<Option<Record>>, SessionError> {
+    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
         let mut reader = self.reader.lock().await;
         let result = load_many(reader.connection().await?, &self.table, loads).await;
         reader.forget_after(result)
@@ -249,7 +261,7 @@ impl Dedicated {
         }
     }
 
-    async fn connection(&mut self) -> Result<&mut PgConnection, SessionError> {
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
         let connection = match self.connection.take() {
             Some(connection) => connection,
             None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
@@ -259,7 +271,7 @@ impl Dedicated {
         Ok(self.connection.insert(connection))
     }
 
-    fn forget_after<T>(&mut self, result: Result<T, SessionError>) -> Result<T, SessionError> {
+    fn forget_after<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if result.is_err() {
             self.connection = None;
         }
@@ -271,7 +283,7 @@ async fn load_many(
     connection: &mut PgConnection,
     table: &Table,
     batch: &[(IdHash, i64)],
-) -> Result<Vec<Option<Record>>, SessionError> {
+) -> Result<Vec<Option<Record>>, StoreError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
     let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
     let rows: Vec<FoundRow> = sqlx::query_as(table.sql(
@@ -292,7 +304,7 @@ async fn write_many(
     connection: &mut PgConnection,
     table: &Table,
     batch: &[Write],
-) -> Result<Vec<bool>, SessionError> {
+) -> Result<Vec<bool>, StoreError> {
     let rounds = plan(batch);
     let mut outcomes = vec![false; batch.len()];
     if let [round] = rounds.as_slice()
@@ -319,7 +331,7 @@ async fn run_round(
     batch: &[Write],
     round: &Round,
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
         if !creates.is_empty() {
             create_many(connection, table, batch, creates, with_user, outcomes).await?;
@@ -353,7 +365,7 @@ async fn create_many(
     indices: &[usize],
     with_user: bool,
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     // `do nothing` on a taken ID: it is reported by its absence from `returning`.
     const ANONYMOUS: &str = "
         insert into sessions (id_hash, data, version, created_at, expires_at)
@@ -435,7 +447,7 @@ async fn save_many(
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
     for &i in &indices {
@@ -469,7 +481,7 @@ async fn touch_many(
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     let indices = in_id_order(batch, indices);
     let mut columns = Columns::default();
     for &i in &indices {
@@ -506,7 +518,7 @@ async fn delete_many(
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     let indices = in_id_order(batch, indices);
     let ids: Vec<Vec<u8>> = indices.iter().map(|&i| batch[i].id().0.to_vec()).collect();
     let query =

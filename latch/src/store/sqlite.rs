@@ -23,8 +23,9 @@ use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, StoredRow, UserColumns,
     encode_data, found_in_order,
 };
+use super::{ExpiredDeletion, StoreError, UserIndex};
 use crate::user::{Device, Revoke};
-use crate::{IdHash, SessionError, SetupError, Table, schema};
+use crate::{IdHash, SetupError, Table, schema};
 
 /// Sessions in a SQLite database (see `migrations/sqlite`).
 ///
@@ -62,7 +63,7 @@ impl SqliteStore {
     /// exists and is not latch's.
     pub async fn open_table(pool: SqlitePool, table: Table) -> Result<Self, SetupError> {
         schema::apply_sqlite(&pool, &table).await?;
-        let mut connection = pool.acquire().await.map_err(SessionError::from)?.detach();
+        let mut connection = pool.acquire().await.map_err(StoreError::from)?.detach();
         // Checkpoints (copying the WAL back into the database file, with an fsync) would stall
         // the writer in the middle of a commit; a background task runs them instead.
         for pragma in [
@@ -75,13 +76,13 @@ impl SqliteStore {
             sqlx::query(pragma)
                 .execute(&mut connection)
                 .await
-                .map_err(SessionError::from)?;
+                .map_err(StoreError::from)?;
         }
         let writer = Arc::new(Mutex::new(Writer {
             connection,
             relaxed: false,
         }));
-        let reader = Mutex::new(pool.acquire().await.map_err(SessionError::from)?.detach());
+        let reader = Mutex::new(pool.acquire().await.map_err(StoreError::from)?.detach());
         tokio::spawn(checkpoint_in_background(
             pool.clone(),
             Arc::downgrade(&writer),
@@ -113,7 +114,7 @@ impl Batched<SqliteStore> {
 
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
-    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, SessionError> {
+    async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         let write = Write::Create {
             id: *id,
             record: record.clone(),
@@ -121,7 +122,7 @@ impl SessionStore for SqliteStore {
         write_one(self, write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, SessionError> {
+    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
         sqlx::query_as::<_, StoredRow>(self.table.sql(
             "select data, version, created_at, expires_at,
                 user_id, handle, signed_in_at, user_agent, address
@@ -136,7 +137,7 @@ impl SessionStore for SqliteStore {
         .transpose()
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, SessionError> {
+    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -145,7 +146,7 @@ impl SessionStore for SqliteStore {
         write_one(self, write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, SessionError> {
+    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -160,7 +161,7 @@ impl SessionStore for SqliteStore {
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
         users::rekey(
             &self.table,
@@ -174,11 +175,22 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: &IdHash) -> Result<(), SessionError> {
+    async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
         write_one(self, Write::Delete { id: *id }).await.map(drop)
     }
 
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, SessionError> {
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl ExpiredDeletion for SqliteStore {
+    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
         // The subquery walks the expires_at index, so a batch costs O(limit), not a table scan.
         let mut writer = self.writer.lock().await;
         let result = sqlx::query(self.table.sql(
@@ -191,14 +203,17 @@ impl SessionStore for SqliteStore {
         .await?;
         Ok(result.rows_affected())
     }
+}
 
+#[async_trait::async_trait]
+impl UserIndex for SqliteStore {
     async fn sign_in(
         &self,
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
         now: i64,
-    ) -> Result<Rekeyed, SessionError> {
+    ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
         users::sign_in(&self.table, writer.durable().await?, old, new, record, now).await
     }
@@ -208,12 +223,12 @@ impl SessionStore for SqliteStore {
         user_id: &str,
         current: Option<&IdHash>,
         now: i64,
-    ) -> Result<Vec<Device>, SessionError> {
+    ) -> Result<Vec<Device>, StoreError> {
         let mut reader = self.pool.acquire().await?;
         users::user_sessions(&self.table, &mut reader, user_id, current, now).await
     }
 
-    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, SessionError> {
+    async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
         let mut writer = self.writer.lock().await;
         users::revoke(&self.table, writer.durable().await?, user_id, which).await
     }
@@ -222,7 +237,7 @@ impl SessionStore for SqliteStore {
         &self,
         user_id: &str,
         keep: Option<&IdHash>,
-    ) -> Result<Vec<IdHash>, SessionError> {
+    ) -> Result<Vec<IdHash>, StoreError> {
         let mut writer = self.writer.lock().await;
         users::bump_auth_epoch(&self.table, writer.durable().await?, user_id, keep).await
     }
@@ -232,10 +247,7 @@ impl SessionStore for SqliteStore {
 impl WriteBatches for SqliteStore {
     const LOADS_IN_BATCHES: bool = true;
 
-    async fn load_batch(
-        &self,
-        loads: &[(IdHash, i64)],
-    ) -> Result<Vec<Option<Record>>, SessionError> {
+    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
         let mut reader = self.reader.lock().await;
         load_many(&mut reader, &self.table, loads).await
     }
@@ -245,7 +257,7 @@ impl WriteBatches for SqliteStore {
     /// and every caller gets the error: no one is told "saved" about a write not on disk.
     ///
     /// A batch of touches alone is committed without waiting for the disk (see `Writer`).
-    async fn write_batch(&self, batch: &[Write]) -> Result<Vec<bool>, SessionError> {
+    async fn write_batch(&self, batch: &[Write]) -> Result<Vec<bool>, StoreError> {
         let rounds = plan(batch);
         let mut outcomes = vec![false; batch.len()];
         let mut writer = self.writer.lock().await;
@@ -289,7 +301,7 @@ struct Writer {
 
 impl Writer {
     /// The connection, committing with an fsync (`synchronous = FULL`).
-    async fn durable(&mut self) -> Result<&mut SqliteConnection, SessionError> {
+    async fn durable(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         if self.relaxed {
             sqlx::query("pragma synchronous = full")
                 .execute(&mut self.connection)
@@ -300,7 +312,7 @@ impl Writer {
     }
 
     /// The connection, committing without waiting for the disk: for touches only.
-    async fn relaxed(&mut self) -> Result<&mut SqliteConnection, SessionError> {
+    async fn relaxed(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         if !self.relaxed {
             sqlx::query("pragma synchronous = normal")
                 .execute(&mut self.connection)
@@ -318,7 +330,7 @@ async fn load_many(
     connection: &mut SqliteConnection,
     table: &Table,
     batch: &[(IdHash, i64)],
-) -> Result<Vec<Option<Record>>, SessionError> {
+) -> Result<Vec<Option<Record>>, StoreError> {
     let Some((last, _)) = batch.last() else {
         return Ok(Vec::new());
     };
@@ -396,7 +408,7 @@ async fn run_round(
     batch: &[Write],
     round: &Round,
     outcomes: &mut [bool],
-) -> Result<(), SessionError> {
+) -> Result<(), StoreError> {
     for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
         if !creates.is_empty() {
             let created = create_many(&mut *connection, table, batch, creates, with_user).await?;
@@ -437,7 +449,7 @@ async fn create_many(
     batch: &[Write],
     indices: &[usize],
     with_user: bool,
-) -> Result<HashSet<IdHash>, SessionError> {
+) -> Result<HashSet<IdHash>, StoreError> {
     let (user_columns, row) = if with_user {
         (
             ", last_seen, user_id, handle, signed_in_at, user_agent, address",
@@ -482,7 +494,7 @@ async fn save_many(
     table: &Table,
     batch: &[Write],
     indices: &[usize],
-) -> Result<HashSet<IdHash>, SessionError> {
+) -> Result<HashSet<IdHash>, StoreError> {
     // v: (id_hash, data, version, expires_at, now). A row is written only if it still has the
     // version the writer read (version - 1) and has not expired.
     let sql = format!(
@@ -514,7 +526,7 @@ async fn touch_many(
     table: &Table,
     batch: &[Write],
     indices: &[usize],
-) -> Result<HashSet<IdHash>, SessionError> {
+) -> Result<HashSet<IdHash>, StoreError> {
     // v: (id_hash, expires_at, now). Live sessions only, and deadlines only move forward.
     let sql = format!(
         "update sessions set expires_at = v.column2, last_seen = v.column3 \
@@ -544,7 +556,7 @@ async fn delete_many(
     table: &Table,
     batch: &[Write],
     indices: &[usize],
-) -> Result<HashSet<IdHash>, SessionError> {
+) -> Result<HashSet<IdHash>, StoreError> {
     let sql = format!(
         "delete from sessions where id_hash in ({}) returning id_hash",
         rows_of("?", indices.len())

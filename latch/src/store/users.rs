@@ -68,6 +68,7 @@ macro_rules! user_operations {
     ($connection:ty) => {
         use sqlx::Connection as _;
 
+        use super::super::StoreError;
         use super::super::batch::returned_ids;
         use super::super::{
             CREATE_SIGNED_IN, LOCK_USER, REKEY, Record, Rekeyed, UserColumns, encode_data,
@@ -75,7 +76,7 @@ macro_rules! user_operations {
         };
         use super::{DeviceRow, sql};
         use crate::user::{Device, Revoke};
-        use crate::{IdHash, SessionError, Table};
+        use crate::{IdHash, Table};
 
         /// [`REKEY`]: `epoch` is the auth epoch of a sign-in, `None` for a plain rekey.
         pub(crate) async fn rekey(
@@ -86,7 +87,7 @@ macro_rules! user_operations {
             record: &Record,
             now: i64,
             epoch: Option<i64>,
-        ) -> Result<Rekeyed, SessionError> {
+        ) -> Result<Rekeyed, StoreError> {
             let user = UserColumns::of(record);
             let changed = sqlx::query(table.sql(REKEY))
                 .bind(new.as_bytes())
@@ -107,7 +108,7 @@ macro_rules! user_operations {
             rekey_outcome(changed)
         }
 
-        /// [`SessionStore::sign_in`](super::super::SessionStore::sign_in), in one transaction.
+        /// [`UserIndex::sign_in`](super::super::UserIndex::sign_in), in one transaction.
         pub(crate) async fn sign_in(
             table: &Table,
             connection: &mut $connection,
@@ -115,10 +116,10 @@ macro_rules! user_operations {
             new: &IdHash,
             record: &Record,
             now: i64,
-        ) -> Result<Rekeyed, SessionError> {
+        ) -> Result<Rekeyed, StoreError> {
             let user = UserColumns::of(record);
             let Some(user_id) = user.user_id else {
-                return Err(SessionError::NotSignedIn);
+                return Err(StoreError::failed("a sign-in needs a signed-in record"));
             };
             let mut transaction = connection.begin().await?;
             let epoch: i64 = sqlx::query_scalar(table.sql(LOCK_USER))
@@ -160,14 +161,14 @@ macro_rules! user_operations {
             Ok(outcome)
         }
 
-        /// [`SessionStore::user_sessions`](super::super::SessionStore::user_sessions).
+        /// [`UserIndex::user_sessions`](super::super::UserIndex::user_sessions).
         pub(crate) async fn user_sessions(
             table: &Table,
             connection: &mut $connection,
             user_id: &str,
             current: Option<&IdHash>,
             now: i64,
-        ) -> Result<Vec<Device>, SessionError> {
+        ) -> Result<Vec<Device>, StoreError> {
             let rows: Vec<DeviceRow> = sqlx::query_as(table.sql(sql::SESSIONS))
                 .bind(user_id)
                 .bind(current.map(IdHash::as_bytes))
@@ -180,13 +181,13 @@ macro_rules! user_operations {
                 .collect())
         }
 
-        /// [`SessionStore::revoke`](super::super::SessionStore::revoke).
+        /// [`UserIndex::revoke`](super::super::UserIndex::revoke).
         pub(crate) async fn revoke(
             table: &Table,
             connection: &mut $connection,
             user_id: &str,
             which: Revoke<'_>,
-        ) -> Result<Vec<IdHash>, SessionError> {
+        ) -> Result<Vec<IdHash>, StoreError> {
             let (handle, all_but) = match which {
                 Revoke::Handle(handle) => (Some(handle.as_bytes()), None),
                 Revoke::AllBut(keep) => (None, Some(keep.as_bytes())),
@@ -201,14 +202,14 @@ macro_rules! user_operations {
             Ok(returned_ids(rows)?.into_iter().collect())
         }
 
-        /// [`SessionStore::bump_auth_epoch`](super::super::SessionStore::bump_auth_epoch), in
+        /// [`UserIndex::bump_auth_epoch`](super::super::UserIndex::bump_auth_epoch), in
         /// one transaction.
         pub(crate) async fn bump_auth_epoch(
             table: &Table,
             connection: &mut $connection,
             user_id: &str,
             keep: Option<&IdHash>,
-        ) -> Result<Vec<IdHash>, SessionError> {
+        ) -> Result<Vec<IdHash>, StoreError> {
             let mut transaction = connection.begin().await?;
             let epoch: i64 = sqlx::query_scalar(table.sql(sql::BUMP))
                 .bind(user_id)
