@@ -15,6 +15,7 @@ pub mod name;
 pub mod ops;
 pub mod routes;
 pub mod secret;
+pub mod signed_in;
 pub mod templates;
 
 use rocket::figment::Figment;

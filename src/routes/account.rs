@@ -18,6 +18,7 @@ use crate::accounts::{self, Account, HashSlots, RegisterError, Throttle, Usernam
 use crate::error::AppError;
 use crate::flash::{self, Kind};
 use crate::name::MAX_NAME_CHARS;
+use crate::signed_in::SignedInUser;
 use crate::templates::Page;
 use latch::{
     ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, Handle, NoFields, Session,
@@ -31,11 +32,17 @@ pub fn routes() -> Vec<Route> {
         login_form,
         login,
         logout,
+        logout_signed_out,
         sessions,
+        sessions_signed_out,
         revoke,
         revoke_others,
+        revoke_signed_out,
+        revoke_others_signed_out,
         password_form,
-        change_password
+        password_form_signed_out,
+        change_password,
+        change_password_signed_out,
     ]
 }
 
@@ -281,13 +288,20 @@ async fn login(
 async fn logout(
     form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
     session: Session<'_>,
+    _user: SignedInUser,
 ) -> Result<Redirect, AppError> {
     form.map_err(super::pages::refused)?;
-    if session.user().await?.is_some() {
-        session.sign_out().await?;
-        flash::push(&session, Kind::Success, "You are signed out.").await?;
-    }
+    session.sign_out().await?;
+    flash::push(&session, Kind::Success, "You are signed out.").await?;
     Ok(Redirect::to("/account/login"))
+}
+
+/// Signed out already: nothing to do but check the form, and go to the sign-in page.
+#[post("/logout", data = "<form>", rank = 2)]
+fn logout_signed_out(
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
+) -> Result<Redirect, AppError> {
+    signed_out_form(form)
 }
 
 /// Where this account is signed in, with a button to sign out each other device and one for
@@ -296,10 +310,8 @@ async fn logout(
 async fn sessions(
     session: Session<'_>,
     csrf: CsrfToken<'_>,
-) -> Result<Either<Redirect, Page>, AppError> {
-    if session.user().await?.is_none() {
-        return Ok(Either::Left(Redirect::to("/account/login")));
-    }
+    _user: SignedInUser,
+) -> Result<Page, AppError> {
     let devices: Vec<Value> = session
         .devices()
         .await?
@@ -315,14 +327,18 @@ async fn sessions(
             })
         })
         .collect();
-    let page = render(
+    render(
         "account_sessions",
         &session,
         &csrf,
         json!({ "devices": devices }),
     )
-    .await?;
-    Ok(Either::Right(page))
+    .await
+}
+
+#[get("/sessions", rank = 2)]
+fn sessions_signed_out() -> Redirect {
+    to_sign_in()
 }
 
 /// Signs out the device with this handle (only ever one of this account's).
@@ -330,20 +346,18 @@ async fn sessions(
 async fn revoke(
     form: Result<CsrfForm<HandleForm<'_>>, CsrfFormError<'_>>,
     session: Session<'_>,
+    user: SignedInUser,
 ) -> Result<Redirect, AppError> {
     let form = form.map_err(super::pages::refused)?;
-    if session.user().await?.is_none() {
-        return Ok(Redirect::to("/account/login"));
-    }
     let Some(handle) = form.handle.and_then(Handle::parse) else {
         return Err(AppError::BadRequest(
             "that is not a device of this list".into(),
         ));
     };
     let revoked = session.revoke_device(&handle).await?;
-    if session.user().await?.is_none() {
-        // It was this device.
-        return Ok(Redirect::to("/account/login"));
+    if handle == user.handle {
+        // This device signed itself out.
+        return Ok(to_sign_in());
     }
     let message = if revoked {
         (Kind::Success, "That device is signed out.")
@@ -359,11 +373,9 @@ async fn revoke(
 async fn revoke_others(
     form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
     session: Session<'_>,
+    _user: SignedInUser,
 ) -> Result<Redirect, AppError> {
     form.map_err(super::pages::refused)?;
-    if session.user().await?.is_none() {
-        return Ok(Redirect::to("/account/login"));
-    }
     let ended = session.revoke_other_devices().await?;
     flash::push(
         &session,
@@ -377,16 +389,32 @@ async fn revoke_others(
     Ok(Redirect::to("/account/sessions"))
 }
 
+#[post("/sessions/revoke", data = "<form>", rank = 2)]
+fn revoke_signed_out(
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
+) -> Result<Redirect, AppError> {
+    signed_out_form(form)
+}
+
+#[post("/sessions/revoke-others", data = "<form>", rank = 2)]
+fn revoke_others_signed_out(
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
+) -> Result<Redirect, AppError> {
+    signed_out_form(form)
+}
+
 #[get("/password")]
 async fn password_form(
     session: Session<'_>,
     csrf: CsrfToken<'_>,
-) -> Result<Either<Redirect, Page>, AppError> {
-    if session.user().await?.is_none() {
-        return Ok(Either::Left(Redirect::to("/account/login")));
-    }
-    let page = render("account_password", &session, &csrf, json!({})).await?;
-    Ok(Either::Right(page))
+    _user: SignedInUser,
+) -> Result<Page, AppError> {
+    render("account_password", &session, &csrf, json!({})).await
+}
+
+#[get("/password", rank = 2)]
+fn password_form_signed_out() -> Redirect {
+    to_sign_in()
 }
 
 /// Changes the password (the current one is needed) and signs out every other session. Its
@@ -397,14 +425,12 @@ async fn change_password(
     form: Result<CsrfForm<PasswordChange<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
+    user: SignedInUser,
     database: &State<Database>,
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
 ) -> Answer {
     let form = form.map_err(super::pages::refused)?;
-    let Some(user) = session.user().await? else {
-        return Ok(Either::Left(Either::Left(Redirect::to("/account/login"))));
-    };
     let Some(account) = accounts::find_by_public_id(database, &user.user_id).await? else {
         // The account is gone: nothing to change, and this session should not stay signed in.
         session.sign_out().await?;
@@ -469,6 +495,27 @@ async fn change_password(
     Ok(Either::Left(Either::Left(Redirect::to(
         "/account/sessions",
     ))))
+}
+
+#[post("/password", data = "<form>", rank = 2)]
+fn change_password_signed_out(
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
+) -> Result<Redirect, AppError> {
+    signed_out_form(form)
+}
+
+/// Where a signed-out visitor goes from a page of a signed-in account.
+fn to_sign_in() -> Redirect {
+    Redirect::to("/account/login")
+}
+
+/// What a signed-out visitor gets from a form of a signed-in account: the form's refusal
+/// (a missing or wrong token) as when signed in, else the sign-in page. Nothing changes.
+fn signed_out_form(
+    form: Result<CsrfForm<NoFields>, CsrfFormError<'_>>,
+) -> Result<Redirect, AppError> {
+    form.map_err(super::pages::refused)?;
+    Ok(to_sign_in())
 }
 
 /// Signs `session` in to `account`, keeping the anonymous data, keeps the username for the

@@ -20,6 +20,7 @@ backend_tests!(
     usernames_are_unique_whatever_their_case_and_passwords_have_rules,
     every_account_form_needs_the_csrf_token,
     signed_out_the_account_pages_send_you_to_sign_in,
+    signed_out_the_account_forms_check_their_token_then_send_you_to_sign_in,
     the_inspector_shows_who_a_session_belongs_to,
     a_hash_made_under_older_parameters_is_replaced_at_sign_in,
     a_configured_ip_header_names_the_client_address,
@@ -551,6 +552,32 @@ async fn signed_out_the_account_pages_send_you_to_sign_in(backend: Backend) {
             "{path}"
         );
     }
+}
+
+async fn signed_out_the_account_forms_check_their_token_then_send_you_to_sign_in(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let forms = [
+        "/account/logout",
+        "/account/sessions/revoke",
+        "/account/sessions/revoke-others",
+        "/account/password",
+    ];
+
+    for action in forms {
+        let refused = post(&app.client, action, "csrf_token=forged".into(), None).await;
+        assert_eq!(refused.status(), Status::Forbidden, "{action}");
+
+        let sent = app.post_form_with_token(action, "handle=x").await;
+        assert_eq!(sent.status(), Status::SeeOther, "{action}");
+        assert_eq!(
+            sent.headers().get_one("Location"),
+            Some("/account/login"),
+            "{action}"
+        );
+    }
+    assert!(app.rows().await.is_empty(), "nothing was stored");
 }
 
 async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {
