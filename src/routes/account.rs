@@ -6,9 +6,9 @@
 use std::net::IpAddr;
 
 use rocket::form::FromForm;
-use rocket::http::{Header, Status};
+use rocket::http::Header;
 use rocket::response::Redirect;
-use rocket::{Either, Responder, Route, State, get, post, routes};
+use rocket::{Responder, Route, State, get, post, routes};
 use serde_json::{Value, json};
 
 use super::keys::ACCOUNT_NAME;
@@ -46,23 +46,26 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// What the forms that check a password answer: a redirect, a page with a status, or 429.
-type Answer = Result<Either<Either<Redirect, (Status, Page)>, TooManyAttempts>, AppError>;
-
-/// 429 with the seconds to wait, after too many failed sign-ins.
+/// What the forms that check a password answer.
 #[derive(Responder)]
-#[response(status = 429)]
-struct TooManyAttempts {
-    page: Page,
-    retry_after: Header<'static>,
+enum Answer {
+    /// It is done: on to the page that shows the outcome (303).
+    Done(Redirect),
+    /// The form again, saying what to fix; nothing was stored.
+    #[response(status = 422)]
+    Invalid(Page),
+    /// The form again: the username or the password is wrong.
+    #[response(status = 401)]
+    WrongCredentials(Page),
+    /// The form again, past a throttle's budget: no password was checked, and `Retry-After`
+    /// says how many seconds to wait.
+    #[response(status = 429)]
+    TooManyAttempts(Page, Header<'static>),
 }
 
-impl TooManyAttempts {
-    fn after(seconds: u64, page: Page) -> Self {
-        Self {
-            page,
-            retry_after: Header::new("Retry-After", seconds.to_string()),
-        }
+impl Answer {
+    fn too_many_attempts(retry_after: u64, page: Page) -> Self {
+        Self::TooManyAttempts(page, Header::new("Retry-After", retry_after.to_string()))
     }
 }
 
@@ -104,16 +107,13 @@ async fn register(
     database: &State<Database>,
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
-) -> Answer {
+) -> Result<Answer, AppError> {
     let form = form.map_err(super::pages::refused)?;
     let typed = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
-    let refuse = async |problem: String| -> Answer {
+    let refuse = async |problem: String| -> Result<Answer, AppError> {
         let page = form_page("account_register", &session, &csrf, Some(&problem), typed).await?;
-        Ok(Either::Left(Either::Right((
-            Status::UnprocessableEntity,
-            page,
-        ))))
+        Ok(Answer::Invalid(page))
     };
     let username = match Username::parse(typed) {
         Ok(username) => username,
@@ -130,10 +130,7 @@ async fn register(
                 "Too many new accounts from your network. Try again in {retry_after} seconds."
             );
             let page = form_page("account_register", &session, &csrf, Some(&message), typed);
-            return Ok(Either::Right(TooManyAttempts::after(
-                retry_after,
-                page.await?,
-            )));
+            return Ok(Answer::too_many_attempts(retry_after, page.await?));
         }
     };
     // Asked before the hash is spent (the insert below still decides a race), and counted:
@@ -167,9 +164,7 @@ async fn register(
         accounts::delete(database, account.id).await?;
         return Err(error);
     }
-    Ok(Either::Left(Either::Left(Redirect::to(
-        "/account/sessions",
-    ))))
+    Ok(Answer::Done(Redirect::to("/account/sessions")))
 }
 
 /// What a refused registration says when the name, or one that looks like it, is in use.
@@ -197,7 +192,7 @@ async fn login(
     database: &State<Database>,
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
-) -> Answer {
+) -> Result<Answer, AppError> {
     let form = form.map_err(super::pages::refused)?;
     let typed = form.username.unwrap_or_default();
     let password = form.password.unwrap_or_default();
@@ -212,16 +207,13 @@ async fn login(
         Claimed::Refused { retry_after } => {
             let message = format!("Too many failed sign-ins. Try again in {retry_after} seconds.");
             let page = form_page("account_login", &session, &csrf, Some(&message), typed);
-            return Ok(Either::Right(TooManyAttempts::after(
-                retry_after,
-                page.await?,
-            )));
+            return Ok(Answer::too_many_attempts(retry_after, page.await?));
         }
     };
-    let wrong = async || -> Answer {
+    let wrong = async || -> Result<Answer, AppError> {
         let message = "Wrong username or password.";
         let page = form_page("account_login", &session, &csrf, Some(message), typed).await?;
-        Ok(Either::Left(Either::Right((Status::Unauthorized, page))))
+        Ok(Answer::WrongCredentials(page))
     };
     let Some(username) = username else {
         return wrong().await;
@@ -278,9 +270,7 @@ async fn login(
     }
     throttle.release(database, claim).await?;
     throttle.forgive(database, &username, address).await?;
-    Ok(Either::Left(Either::Left(Redirect::to(
-        "/account/sessions",
-    ))))
+    Ok(Answer::Done(Redirect::to("/account/sessions")))
 }
 
 /// Signs this session out; the browser keeps a fresh, anonymous session for the message.
@@ -429,21 +419,21 @@ async fn change_password(
     database: &State<Database>,
     throttle: &State<Throttle>,
     hashing: &State<HashSlots>,
-) -> Answer {
+) -> Result<Answer, AppError> {
     let form = form.map_err(super::pages::refused)?;
     let Some(account) = accounts::find_by_public_id(database, &user.user_id).await? else {
         // The account is gone: nothing to change, and this session should not stay signed in.
         session.sign_out().await?;
-        return Ok(Either::Left(Either::Left(Redirect::to("/account/login"))));
+        return Ok(Answer::Done(to_sign_in()));
     };
-    let refuse = async |status: Status, message: &str| -> Answer {
+    let refuse = async |answer: fn(Page) -> Answer, message: &str| -> Result<Answer, AppError> {
         let context = json!({ "error": message });
         let page = render("account_password", &session, &csrf, context).await?;
-        Ok(Either::Left(Either::Right((status, page))))
+        Ok(answer(page))
     };
     let new_password = form.new_password.unwrap_or_default().to_owned();
     if let Err(problem) = password::check(&new_password) {
-        return refuse(Status::UnprocessableEntity, &problem).await;
+        return refuse(Answer::Invalid, &problem).await;
     }
     let budgets = throttle.password_change(account.user_id());
     let claim = match throttle.claim(database, &budgets, now_ms()).await? {
@@ -452,7 +442,7 @@ async fn change_password(
             let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");
             let context = json!({ "error": message });
             let page = render("account_password", &session, &csrf, context).await?;
-            return Ok(Either::Right(TooManyAttempts::after(retry_after, page)));
+            return Ok(Answer::too_many_attempts(retry_after, page));
         }
     };
     let current = form.current_password.unwrap_or_default().to_owned();
@@ -467,7 +457,11 @@ async fn change_password(
     let new_hash = match checked {
         Ok(Some(hash)) => hash.map_err(|error| AppError::Internal(error.to_string()))?,
         Ok(None) => {
-            return refuse(Status::Unauthorized, "Your current password is not right.").await;
+            return refuse(
+                Answer::WrongCredentials,
+                "Your current password is not right.",
+            )
+            .await;
         }
         Err(busy) => {
             throttle.release(database, claim).await?;
@@ -479,7 +473,11 @@ async fn change_password(
     if !accounts::replace_password_hash(database, account.id, &account.password_hash, &new_hash)
         .await?
     {
-        return refuse(Status::Unauthorized, "Your current password is not right.").await;
+        return refuse(
+            Answer::WrongCredentials,
+            "Your current password is not right.",
+        )
+        .await;
     }
     let ended = session.bump_auth_epoch().await?;
     throttle.release(database, claim).await?;
@@ -492,9 +490,7 @@ async fn change_password(
         }
     );
     flash::push(&session, Kind::Success, message).await?;
-    Ok(Either::Left(Either::Left(Redirect::to(
-        "/account/sessions",
-    ))))
+    Ok(Answer::Done(Redirect::to("/account/sessions")))
 }
 
 #[post("/password", data = "<form>", rank = 2)]
