@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use rocket::form::FromForm;
 use rocket::http::Header;
 use rocket::response::Redirect;
-use rocket::{Responder, Route, State, get, post, routes};
+use rocket::{Responder, Route, State, get, post, routes, uri};
 use serde_json::{Value, json};
 
 use super::keys::ACCOUNT_NAME;
@@ -164,7 +164,7 @@ async fn register(
         accounts::delete(database, account.id).await?;
         return Err(error);
     }
-    Ok(Answer::Done(Redirect::to("/account/sessions")))
+    Ok(Answer::Done(to_devices()))
 }
 
 /// What a refused registration says when the name, or one that looks like it, is in use.
@@ -270,7 +270,7 @@ async fn login(
     }
     throttle.release(database, claim).await?;
     throttle.forgive(database, &username, address).await?;
-    Ok(Answer::Done(Redirect::to("/account/sessions")))
+    Ok(Answer::Done(to_devices()))
 }
 
 /// Signs this session out; the browser keeps a fresh, anonymous session for the message.
@@ -283,7 +283,7 @@ async fn logout(
     form.map_err(super::pages::refused)?;
     session.sign_out().await?;
     flash::push(&session, Kind::Success, "You are signed out.").await?;
-    Ok(Redirect::to("/account/login"))
+    Ok(to_sign_in())
 }
 
 /// Signed out already: nothing to do but check the form, and go to the sign-in page.
@@ -355,7 +355,7 @@ async fn revoke(
         (Kind::Error, "That device was already signed out.")
     };
     flash::push(&session, message.0, message.1).await?;
-    Ok(Redirect::to("/account/sessions"))
+    Ok(to_devices())
 }
 
 /// Signs out every other device of this account.
@@ -376,7 +376,7 @@ async fn revoke_others(
         ),
     )
     .await?;
-    Ok(Redirect::to("/account/sessions"))
+    Ok(to_devices())
 }
 
 #[post("/sessions/revoke", data = "<form>", rank = 2)]
@@ -490,7 +490,7 @@ async fn change_password(
         }
     );
     flash::push(&session, Kind::Success, message).await?;
-    Ok(Answer::Done(Redirect::to("/account/sessions")))
+    Ok(Answer::Done(to_devices()))
 }
 
 #[post("/password", data = "<form>", rank = 2)]
@@ -500,9 +500,16 @@ fn change_password_signed_out(
     signed_out_form(form)
 }
 
-/// Where a signed-out visitor goes from a page of a signed-in account.
+/// Where a signed-out visitor goes from a page of a signed-in account, and where signing out
+/// leads.
 fn to_sign_in() -> Redirect {
-    Redirect::to("/account/login")
+    Redirect::to(uri!("/account", login_form))
+}
+
+/// Where a form of a signed-in account leads once it is done: the device list, which shows
+/// the flash message.
+fn to_devices() -> Redirect {
+    Redirect::to(uri!("/account", sessions))
 }
 
 /// What a signed-out visitor gets from a form of a signed-in account: the form's refusal
