@@ -17,6 +17,7 @@ pub mod routes;
 pub mod secret;
 pub mod signed_in;
 pub mod templates;
+pub mod user_agent;
 
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};

@@ -12,6 +12,7 @@ use crate::flash::{self, Kind};
 use crate::routes::pages::refused;
 use crate::signed_in::SignedInUser;
 use crate::templates::Page;
+use crate::user_agent;
 use latch::{CsrfForm, CsrfFormError, CsrfToken, Handle, NoFields, Session};
 
 #[derive(FromForm)]
@@ -37,7 +38,9 @@ pub(super) async fn sessions(
                 "current": device.current,
                 "signed_in": utc(device.signed_in_at),
                 "last_seen": utc(device.last_seen),
-                "browser": device.client.user_agent.unwrap_or_else(|| "unknown browser".into()),
+                "browser": user_agent::describe(device.client.user_agent.as_deref().unwrap_or("")),
+                // The raw string, for the name's hover title.
+                "user_agent": device.client.user_agent,
                 "address": device.client.address.unwrap_or_else(|| "unknown address".into()),
             })
         })
