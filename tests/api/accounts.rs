@@ -10,6 +10,7 @@ use crate::helpers::{Backend, TestApp, backend_tests, csrf_token_in, read};
 backend_tests!(
     register_sign_out_and_sign_in_again,
     a_flash_message_shows_once,
+    a_shown_flash_message_leaves_no_flash_key_in_the_session,
     wrong_password_and_unknown_user_get_the_same_answer,
     failed_sign_ins_are_throttled_per_username_with_retry_after,
     failed_sign_ins_are_throttled_per_address_and_forged_headers_do_not_help,
@@ -232,6 +233,31 @@ async fn a_flash_message_shows_once(backend: Backend) {
 
     assert!(first.contains("your account is ready"), "{first}");
     assert!(!second.contains("your account is ready"), "{second}");
+}
+
+async fn a_shown_flash_message_leaves_no_flash_key_in_the_session(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let stored = async || {
+        latch::testing::session(&app.client)
+            .await
+            .expect("the store answers")
+            .expect("a session")
+            .data
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    assert!(stored().await.contains_key("flash"), "the welcome waits");
+
+    let (_, shown) = page(&app.client, "/account/sessions").await;
+
+    assert!(shown.contains("your account is ready"), "{shown}");
+    let data = stored().await;
+    assert!(!data.contains_key("flash"), "{data:?}");
+    assert!(
+        data.contains_key("account_name"),
+        "the rest stays: {data:?}"
+    );
 }
 
 async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
