@@ -45,9 +45,10 @@ pub async fn push(
         .map(drop)
 }
 
-/// The messages waiting, removed from the session so they show once. Costs a write only when
-/// there is something to show; a message queued meanwhile by another request stays for the
-/// next page.
+/// The messages waiting, removed from the session so they show once: the key goes with the
+/// last of them, so a session that showed its messages keeps no empty `flash`. Costs a write
+/// only when there is something to show; a message queued meanwhile by another request stays
+/// for the next page.
 ///
 /// # Errors
 ///
@@ -57,12 +58,15 @@ pub async fn take(session: &Session<'_>) -> Result<Vec<Flash>, SessionError> {
     if !queued.is_empty() {
         let shown = queued.len();
         session
-            .update(&FLASH, |current| {
-                current
-                    .unwrap_or_default()
-                    .into_iter()
-                    .skip(shown)
-                    .collect()
+            .edit(|data| {
+                let current = data.get(&FLASH)?.unwrap_or_default();
+                let waiting: Vec<Flash> = current.into_iter().skip(shown).collect();
+                if waiting.is_empty() {
+                    data.remove(&FLASH);
+                    Ok(())
+                } else {
+                    data.insert(&FLASH, &waiting)
+                }
             })
             .await?;
     }

@@ -15,7 +15,9 @@ pub mod name;
 pub mod ops;
 pub mod routes;
 pub mod secret;
+pub mod signed_in;
 pub mod templates;
+pub mod user_agent;
 
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};

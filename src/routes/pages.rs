@@ -3,7 +3,7 @@
 use rocket::form::{Errors, FromForm};
 use rocket::http::Status;
 use rocket::response::Redirect;
-use rocket::{Either, Route, get, post, routes, uri};
+use rocket::{Responder, Route, get, post, routes, uri};
 use serde_json::json;
 
 use super::keys::{ACCOUNT_NAME, NAME, PAGE_VIEWS};
@@ -103,6 +103,16 @@ struct Login<'r> {
     username: Option<&'r str>,
 }
 
+/// What the login form answers.
+#[derive(Responder)]
+enum LoginAnswer {
+    /// Signed in: on to the greeting (303).
+    SignedIn(Redirect),
+    /// The form again, saying what is wrong with the name; nothing was stored.
+    #[response(status = 422)]
+    Invalid(Page),
+}
+
 #[expect(
     clippy::needless_pass_by_value,
     reason = "Rocket hands request guards over by value"
@@ -120,24 +130,24 @@ async fn login(
     form: Result<CsrfForm<Login<'_>>, CsrfFormError<'_>>,
     csrf: CsrfToken<'_>,
     session: Session<'_>,
-) -> Result<Either<Redirect, (Status, Page)>, AppError> {
+) -> Result<LoginAnswer, AppError> {
     let form = form.map_err(refused)?;
     let Some(username) = form.username.filter(|name| !name.is_empty()) else {
         let page = login_page(&csrf, Some("Please enter a username."), "");
-        return Ok(Either::Right((Status::UnprocessableEntity, page)));
+        return Ok(LoginAnswer::Invalid(page));
     };
     let name = match Name::parse(username) {
         Ok(name) => name,
         Err(error) => {
             let page = login_page(&csrf, Some(&format!("Invalid name: {error}.")), username);
-            return Ok(Either::Right((Status::UnprocessableEntity, page)));
+            return Ok(LoginAnswer::Invalid(page));
         }
     };
     let name = name.into_string();
     session
         .regenerate_with(|data| data.insert(&NAME, &name))
         .await?;
-    Ok(Either::Left(Redirect::to(uri!(counter))))
+    Ok(LoginAnswer::SignedIn(Redirect::to(uri!(counter))))
 }
 
 /// A form body Rocket could not read: too large (413), or not a form at all (400).

@@ -10,16 +10,19 @@ use crate::helpers::{Backend, TestApp, backend_tests, csrf_token_in, read};
 backend_tests!(
     register_sign_out_and_sign_in_again,
     a_flash_message_shows_once,
+    a_shown_flash_message_leaves_no_flash_key_in_the_session,
     wrong_password_and_unknown_user_get_the_same_answer,
     failed_sign_ins_are_throttled_per_username_with_retry_after,
     failed_sign_ins_are_throttled_per_address_and_forged_headers_do_not_help,
     sign_in_rotates_the_id_and_the_old_one_is_dead,
     the_device_list_shows_both_browsers_and_one_signs_out_the_other,
+    the_device_list_names_each_browser_with_its_user_agent_on_hover,
     signing_out_everywhere_else_keeps_only_this_device,
     a_password_change_needs_the_current_one_and_ends_the_other_sessions,
     usernames_are_unique_whatever_their_case_and_passwords_have_rules,
     every_account_form_needs_the_csrf_token,
     signed_out_the_account_pages_send_you_to_sign_in,
+    signed_out_the_account_forms_check_their_token_then_send_you_to_sign_in,
     the_inspector_shows_who_a_session_belongs_to,
     a_hash_made_under_older_parameters_is_replaced_at_sign_in,
     a_configured_ip_header_names_the_client_address,
@@ -38,6 +41,8 @@ backend_tests!(
 const PASSWORD: &str = "correct horse battery";
 /// Where the tests' requests come from (the socket's peer, as Rocket sees it).
 const CLIENT_ADDRESS: &str = "203.0.113.9:50000";
+/// The `User-Agent` the tests' requests send, unless a test says otherwise.
+const USER_AGENT: &str = "AccountsTest/1.0";
 
 /// The app, on SQLite without the session cache, so a second instance on the same file (a
 /// second browser here) is safe; on Postgres with it, as instances run there.
@@ -67,6 +72,18 @@ async fn submit_from<'c>(
     action: &str,
     fields: &[(&str, &str)],
 ) -> LocalResponse<'c> {
+    submit_as(client, from, USER_AGENT, form_page, action, fields).await
+}
+
+/// As [`submit_from`], from a browser that sends `user_agent`.
+async fn submit_as<'c>(
+    client: &'c Client,
+    from: &str,
+    user_agent: &str,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> LocalResponse<'c> {
     let page = read(client.get(form_page.to_owned()).dispatch().await)
         .await
         .1;
@@ -76,7 +93,7 @@ async fn submit_from<'c>(
     for (name, value) in fields {
         body.append_pair(name, value);
     }
-    post_from(client, from, action, body.finish(), None).await
+    post_as(client, from, user_agent, action, body.finish(), None).await
 }
 
 async fn post<'c>(
@@ -95,11 +112,22 @@ async fn post_from<'c>(
     body: String,
     extra: Option<Header<'static>>,
 ) -> LocalResponse<'c> {
+    post_as(client, from, USER_AGENT, action, body, extra).await
+}
+
+async fn post_as<'c>(
+    client: &'c Client,
+    from: &str,
+    user_agent: &str,
+    action: &str,
+    body: String,
+    extra: Option<Header<'static>>,
+) -> LocalResponse<'c> {
     let mut request = client
         .post(action.to_owned())
         .remote(from.parse().expect("an address"))
         .header(ContentType::Form)
-        .header(Header::new("User-Agent", "AccountsTest/1.0"))
+        .header(Header::new("User-Agent", user_agent.to_owned()))
         .body(body);
     if let Some(header) = extra {
         request = request.header(header);
@@ -205,6 +233,31 @@ async fn a_flash_message_shows_once(backend: Backend) {
 
     assert!(first.contains("your account is ready"), "{first}");
     assert!(!second.contains("your account is ready"), "{second}");
+}
+
+async fn a_shown_flash_message_leaves_no_flash_key_in_the_session(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let stored = async || {
+        latch::testing::session(&app.client)
+            .await
+            .expect("the store answers")
+            .expect("a session")
+            .data
+    };
+    register(&app.client, "Ada", PASSWORD).await;
+    assert!(stored().await.contains_key("flash"), "the welcome waits");
+
+    let (_, shown) = page(&app.client, "/account/sessions").await;
+
+    assert!(shown.contains("your account is ready"), "{shown}");
+    let data = stored().await;
+    assert!(!data.contains_key("flash"), "{data:?}");
+    assert!(
+        data.contains_key("account_name"),
+        "the rest stays: {data:?}"
+    );
 }
 
 async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
@@ -376,6 +429,69 @@ async fn the_device_list_shows_both_browsers_and_one_signs_out_the_other(backend
     let (_, list) = page(laptop, "/account/sessions").await;
     assert!(list.contains("That device is signed out."), "{list}");
     assert!(device_handles(laptop).await.is_empty());
+}
+
+async fn the_device_list_names_each_browser_with_its_user_agent_on_hover(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let (laptop, phone, odd) = (
+        &app.client,
+        &app.second_instance().await,
+        &app.second_instance().await,
+    );
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+                  (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    let hostile = r#"Evil/1.0 "><script>alert(1)</script>"#;
+    let credentials = [("username", "Ada"), ("password", PASSWORD)];
+    let register = "/account/register";
+    submit_as(
+        laptop,
+        CLIENT_ADDRESS,
+        firefox,
+        register,
+        register,
+        &credentials,
+    )
+    .await;
+    let login = "/account/login";
+    submit_as(phone, CLIENT_ADDRESS, safari, login, login, &credentials).await;
+    submit_as(odd, CLIENT_ADDRESS, hostile, login, login, &credentials).await;
+
+    let (_, list) = page(laptop, "/account/sessions").await;
+
+    // The name people use, with the raw string (as Tera escapes it) in its hover title.
+    let escaped = |agent: &str| {
+        agent
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('/', "&#x2F;")
+    };
+    assert!(
+        list.contains(&format!(
+            r#"<span title="{}">Firefox on Linux</span>"#,
+            escaped(firefox)
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            r#"<span title="{}">Safari on iPhone</span>"#,
+            escaped(safari)
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            r#"<span title="{}">Unknown browser</span>"#,
+            escaped(hostile)
+        )),
+        "{list}"
+    );
+    assert!(!list.contains("<script>alert"), "{list}");
 }
 
 async fn signing_out_everywhere_else_keeps_only_this_device(backend: Backend) {
@@ -551,6 +667,32 @@ async fn signed_out_the_account_pages_send_you_to_sign_in(backend: Backend) {
             "{path}"
         );
     }
+}
+
+async fn signed_out_the_account_forms_check_their_token_then_send_you_to_sign_in(backend: Backend) {
+    let Some(app) = app(backend, &[]).await else {
+        return;
+    };
+    let forms = [
+        "/account/logout",
+        "/account/sessions/revoke",
+        "/account/sessions/revoke-others",
+        "/account/password",
+    ];
+
+    for action in forms {
+        let refused = post(&app.client, action, "csrf_token=forged".into(), None).await;
+        assert_eq!(refused.status(), Status::Forbidden, "{action}");
+
+        let sent = app.post_form_with_token(action, "handle=x").await;
+        assert_eq!(sent.status(), Status::SeeOther, "{action}");
+        assert_eq!(
+            sent.headers().get_one("Location"),
+            Some("/account/login"),
+            "{action}"
+        );
+    }
+    assert!(app.rows().await.is_empty(), "nothing was stored");
 }
 
 async fn the_inspector_shows_who_a_session_belongs_to(backend: Backend) {

@@ -204,10 +204,20 @@ async fn one_browser_signs_another_out_from_the_device_list(backend: Backend) {
     let list = laptop
         .wait_for_page("/account/sessions", "This device")
         .await;
+    // Each row names its browser as people do, with the raw User-Agent on hover.
     assert_eq!(
-        list.matches("HeadlessChrome").count(),
+        list.matches("Chrome on Linux").count(),
         2,
         "two browsers: {list}"
+    );
+    let agents = laptop.attributes("td.browser span", "title").await;
+    assert_eq!(
+        agents
+            .iter()
+            .filter(|agent| agent.contains("HeadlessChrome"))
+            .count(),
+        2,
+        "two browsers: {agents:?}"
     );
     laptop.screenshot("09-devices.png").await;
     laptop
@@ -479,6 +489,24 @@ impl Browser {
             .send_keys(text)
             .await
             .unwrap_or_else(|error| panic!("type into {css}: {error}"));
+    }
+
+    /// The attribute `name` of every element `css` finds (that has it).
+    async fn attributes(&self, css: &str, name: &str) -> Vec<String> {
+        let elements = self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("find {css}: {error}"));
+        let mut values = Vec::new();
+        for element in elements {
+            let value = element
+                .attr(name)
+                .await
+                .unwrap_or_else(|error| panic!("read {name} of {css}: {error}"));
+            values.extend(value);
+        }
+        values
     }
 
     async fn click_link(&self, text: &str) {
