@@ -3,3 +3,4 @@
 
 mod helpers;
 mod settings;
+mod store_recipe;
