@@ -2,5 +2,6 @@
 //! else's app, used only through its public API? One file per thing an adopter relies on.
 
 mod helpers;
+mod own_store;
 mod settings;
 mod store_recipe;
