@@ -107,7 +107,7 @@ async fn the_guides_recipe_keeps_the_cart_beside_the_shops_orders_on_postgres() 
 
     a_cart_is_kept_and_checked_out_beside_latchs_table(rocket, &orders).await;
 
-    // Dropped with its connections (the cache's listener keeps one of the pool's for good).
+    // Dropped with whatever connections the store and the shop still hold.
     database.finish().await;
 }
 
