@@ -6,6 +6,7 @@
 //! binary and the tests both call it, and [`launch::serve`] runs it from the binary.
 
 pub mod accounts;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod flash;

@@ -12,6 +12,10 @@ use latch::Database;
 use super::config::AccountsConfig;
 use super::username::Username;
 
+/// How long, past the wait for a hashing slot, an attempt may still be checking its password:
+/// far more than a hash takes, even on a loaded machine.
+pub const IN_FLIGHT_MARGIN_MS: i64 = 10_000;
+
 /// The throttle, kept in Rocket's managed state.
 #[derive(Debug, Clone, Copy)]
 pub struct Throttle {
@@ -30,6 +34,8 @@ pub struct Budget {
 #[must_use = "a claim is counted until it is released"]
 pub struct Claim {
     id: i64,
+    /// When it was claimed (Unix ms).
+    at: i64,
 }
 
 /// Whether a claim was granted.
@@ -173,7 +179,7 @@ impl Throttle {
                 claim_in!(transaction);
             }
         }
-        Ok(Claimed::Granted(Claim { id }))
+        Ok(Claimed::Granted(Claim { id, at: now }))
     }
 
     /// Gives a claim's places back: the attempt succeeded, or never checked a password.
@@ -189,22 +195,35 @@ impl Throttle {
         Ok(())
     }
 
-    /// Forgets the failures of a username from one network after it signed in from there (the
-    /// owner's own typos); the network's and the username's other budgets keep theirs.
+    /// A sign-in succeeded under `claim`: gives its places back, and forgets the username's
+    /// failures from that network that were over before it began (the owner's own typos); the
+    /// network's and the username's other budgets keep theirs.
+    ///
+    /// Attempts that may still be racing it are not forgotten: an attempt claimed less than
+    /// the longest wait for a hashing slot (plus [`IN_FLIGHT_MARGIN_MS`]) before this one may
+    /// still be checking its password, and forgetting it would give a burst of guesses that
+    /// carries the right password more checks than the budget allows.
     ///
     /// # Errors
     ///
     /// The database's error.
-    pub async fn forgive(
+    pub async fn succeeded(
         &self,
         database: &Database,
+        claim: Claim,
         username: &Username,
         address: Option<IpAddr>,
     ) -> Result<(), sqlx::Error> {
-        const FORGIVE: &str = "delete from throttled_attempts where scope = $1";
+        const FORGIVE: &str = "delete from throttled_attempts where scope = $1 and at < $2";
         let scope = user_and_network_scope(username, &network_scope(address));
+        let settled_before = claim.at - i64::from(self.config.hash_wait_ms) - IN_FLIGHT_MARGIN_MS;
+        self.release(database, claim).await?;
         super::with_pool!(database, pool => {
-            sqlx::query(FORGIVE).bind(&scope).execute(pool).await?;
+            sqlx::query(FORGIVE)
+                .bind(&scope)
+                .bind(settled_before)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

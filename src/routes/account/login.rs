@@ -17,7 +17,7 @@ use crate::flash::{self, Kind};
 use crate::routes::pages::refused;
 use crate::signed_in::SignedInUser;
 use crate::templates::Page;
-use latch::{ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, NoFields, Session, now_ms};
+use latch::{ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, NoFields, Session};
 
 #[get("/login")]
 pub(super) async fn login_form(
@@ -54,7 +54,10 @@ pub(super) async fn login(
         .ok()
         .filter(|_| password::check(password).is_ok());
     let budgets = throttle.sign_in(username.as_ref(), address);
-    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+    let claim = match throttle
+        .claim(database, &budgets, crate::clock::now_ms())
+        .await?
+    {
         Claimed::Granted(claim) => claim,
         Claimed::Refused { retry_after } => {
             let message = format!("Too many failed sign-ins. Try again in {retry_after} seconds.");
@@ -120,8 +123,9 @@ pub(super) async fn login(
         sign_out_if_live(&session).await?;
         return wrong().await;
     }
-    throttle.release(database, claim).await?;
-    throttle.forgive(database, &username, address).await?;
+    throttle
+        .succeeded(database, claim, &username, address)
+        .await?;
     Ok(Answer::Done(to_devices()))
 }
 
