@@ -9,7 +9,7 @@ use rocket::figment::providers::{Env, Format, Toml};
 use rocket::figment::value::Dict;
 use rocket::figment::{Figment, Profile};
 
-use latch::{ConfigError, DatabaseConfig, PreviousKeys, SessionConfig, check_range};
+use latch::{ConfigError, DatabaseConfig, PreviousKeys, SessionConfig};
 
 use crate::accounts::AccountsConfig;
 
@@ -59,6 +59,27 @@ const MAX_BLOCKING: usize = 100_000;
 /// # Errors
 ///
 /// A [`ConfigError`] naming the first key that is unknown, of the wrong type or out of range.
+/// Checks that `value` of `key` lies in `min..=max`, saying so as latch's own settings do.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming `key` and the range, with `unit` after the bounds.
+pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            key,
+            format!("{value} is out of range: use {min} to {max}{unit}"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn load(figment: &Figment) -> Result<latch::Config, ConfigError> {
     let keys: Dict = figment
         .extract()

@@ -11,7 +11,7 @@ use serde_json::json as context;
 use crate::templates::Page;
 
 use crate::name::NameError;
-use latch::{SessionError, error_chain};
+use latch::SessionError;
 
 /// Everything a handler can fail with, named by what happened.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,19 @@ impl<'r> Responder<'r, 'static> for ApiError {
 }
 
 /// What each error status means, in words for the person who got it.
+/// An error and all its sources on one line (`outer: inner: root`), for logs and for the one
+/// line a failed launch prints.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 pub fn status_message(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",

@@ -10,7 +10,9 @@ use rocket::error::ErrorKind;
 use rocket::figment::Figment;
 use rocket::{Orbit, Rocket};
 
-use latch::{ConfigError, SetupError, error_chain};
+use latch::{ConfigError, SetupError};
+
+use crate::error::error_chain;
 
 use crate::config;
 use crate::secret::{self, SecretKeyError};

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use latch::error_chain;
+use latch_walkthrough::error::error_chain;
 use latch_walkthrough::{launch, ops};
 use rocket::figment::Figment;
 

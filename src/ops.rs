@@ -2,7 +2,7 @@
 //! configuration and database code as the server, run once from the command line.
 
 use latch::purge::purge_expired;
-use latch::{ConfigError, Database, SessionConfig, SessionError, SetupError, now_ms};
+use latch::{ConfigError, Database, SessionConfig, SessionError, SetupError};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -48,9 +48,13 @@ pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
     let Some(expired) = store.expired_deletion() else {
         return Ok("this session store deletes no expired sessions".to_owned());
     };
-    let removed = purge_expired(expired, now_ms(), config.session.purge_batch_size)
-        .await
-        .map_err(SessionError::from)?;
+    let removed = purge_expired(
+        expired,
+        OffsetDateTime::now_utc(),
+        config.session.purge_batch_size,
+    )
+    .await
+    .map_err(SessionError::from)?;
     Ok(format!("removed {removed} expired sessions"))
 }
 
@@ -59,11 +63,11 @@ pub async fn stats(config: &latch::Config) -> Result<String, OpsError> {
     let database = Database::connect(&config.database).await?;
     let table = config.database.sessions_table()?;
     database.apply_schema(&table).await?;
-    let now = now_ms();
+    let now = OffsetDateTime::now_utc();
     let stats = database.stats(&table, now).await?;
     let oldest = match stats.oldest_live_created_at {
         Some(created_at) => {
-            let minutes = (now - created_at) / 60_000;
+            let minutes = (now - created_at).whole_minutes();
             format!("{} ({minutes} min ago)", rfc3339(created_at))
         }
         None => "none".to_owned(),
@@ -74,11 +78,9 @@ pub async fn stats(config: &latch::Config) -> Result<String, OpsError> {
     ))
 }
 
-fn rfc3339(unix_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{unix_ms} ms"))
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339)
+        .unwrap_or_else(|_| format!("{} ms", crate::clock::unix_ms(time)))
 }
 
 /// One-off commands gain nothing from a cache.

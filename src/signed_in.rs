@@ -37,7 +37,7 @@ impl<'r> FromRequest<'r> for SignedInUser {
             Ok(None) => Outcome::Forward(Status::Unauthorized),
             Err(error) => {
                 // The catcher's page says only the status: the cause goes to the log here.
-                log::error!("who is signed in: {}", latch::error_chain(&error));
+                log::error!("who is signed in: {}", crate::error::error_chain(&error));
                 Outcome::Error((error.status(), error))
             }
         }

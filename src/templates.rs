@@ -78,7 +78,7 @@ pub fn stage() -> AdHoc {
         match Templates::load() {
             Ok(templates) => Ok(rocket.manage(templates)),
             Err(error) => {
-                log::error!("templates: {}", latch::error_chain(&error));
+                log::error!("templates: {}", crate::error::error_chain(&error));
                 Err(rocket)
             }
         }
@@ -112,7 +112,11 @@ impl<'r> Responder<'r, 'static> for Page {
             .context
             .and_then(|context| templates.render(self.name, &context))
             .map_err(|error| {
-                log::error!("rendering {}: {}", self.name, latch::error_chain(&error));
+                log::error!(
+                    "rendering {}: {}",
+                    self.name,
+                    crate::error::error_chain(&error)
+                );
                 Status::InternalServerError
             })?;
         RawHtml(html).respond_to(request)

@@ -50,7 +50,7 @@ impl<'r> Responder<'r, 'static> for ShopError {
                 (self.status(), self.to_string()).respond_to(request)
             }
             Self::Orders(_) | Self::Page(_) => {
-                log::error!("shop error: {}", latch::error_chain(&self));
+                log::error!("shop error: {self:?}");
                 Err(self.status())
             }
         }

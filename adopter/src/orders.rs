@@ -94,7 +94,7 @@ pub fn stage(orders: Orders) -> AdHoc {
         match orders.create_table().await {
             Ok(()) => Ok(rocket.manage(orders).mount("/", routes![checkout])),
             Err(error) => {
-                log::error!("the orders table: {}", latch::error_chain(&error));
+                log::error!("the orders table: {error:?}");
                 Err(rocket)
             }
         }
@@ -123,7 +123,7 @@ pub async fn checkout(
     }
     let customer = session.user().await?.map(|user| user.user_id);
     match orders
-        .place(customer.as_deref(), &cart, latch::now_ms())
+        .place(customer.as_deref(), &cart, unix_ms_now())
         .await
     {
         Ok(id) => Ok(format!("order {id} placed")),
@@ -141,4 +141,10 @@ pub async fn checkout(
             Err(error)
         }
     }
+}
+
+/// Now, in the Unix milliseconds the `orders` table keeps.
+fn unix_ms_now() -> i64 {
+    let nanos = latch::time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }

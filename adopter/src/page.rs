@@ -54,10 +54,7 @@ pub fn stage() -> AdHoc {
         match Pages::load() {
             Ok(pages) => Ok(rocket.manage(pages)),
             Err(error) => {
-                log::error!(
-                    "the shop's page does not parse: {}",
-                    latch::error_chain(&error)
-                );
+                log::error!("the shop's page does not parse: {error:?}");
                 Err(rocket)
             }
         }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use latch::time::OffsetDateTime;
 use latch::{ExpiredDeletion, IdHash, Record, Rekeyed, SessionStore, StoreError};
 
 /// Sessions in a map in this process, by the hash of their ID.
@@ -26,7 +27,7 @@ impl ShopStore {
 fn live<'a>(
     sessions: &'a mut HashMap<IdHash, Record>,
     id: &IdHash,
-    now: i64,
+    now: OffsetDateTime,
 ) -> Option<&'a mut Record> {
     sessions
         .get_mut(id)
@@ -44,11 +45,16 @@ impl SessionStore for ShopStore {
         Ok(true)
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         Ok(live(&mut self.sessions(), id, now).map(|record| record.clone()))
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let mut sessions = self.sessions();
         let Some(stored) = live(&mut sessions, id, now) else {
             return Ok(false);
@@ -63,7 +69,12 @@ impl SessionStore for ShopStore {
         Ok(true)
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         match live(&mut self.sessions(), id, now) {
             Some(stored) if stored.expires_at < expires_at => {
                 stored.expires_at = expires_at;
@@ -78,7 +89,7 @@ impl SessionStore for ShopStore {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let mut sessions = self.sessions();
         let Some(current) = live(&mut sessions, old, now) else {
@@ -114,7 +125,7 @@ impl SessionStore for ShopStore {
 
 #[latch::async_trait]
 impl ExpiredDeletion for ShopStore {
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let mut sessions = self.sessions();
         let expired: Vec<IdHash> = sessions
             .iter()

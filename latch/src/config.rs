@@ -381,7 +381,7 @@ impl ConfigError {
 /// # Errors
 ///
 /// A [`ConfigError`] naming `key` and the range, with `unit` after the bounds.
-pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+pub(crate) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     key: &str,
     value: T,
     min: T,

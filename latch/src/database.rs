@@ -17,7 +17,9 @@ use crate::config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
-use crate::store::{SessionStore, StoreError, StoreStats};
+use time::OffsetDateTime;
+
+use crate::store::{SessionStore, StoreError, StoreStats, from_unix_ms, unix_ms};
 use crate::{SessionError, SessionManager, Table, schema};
 
 /// Why the database or the store could not be opened.
@@ -241,7 +243,11 @@ impl Database {
     /// # Errors
     ///
     /// [`SessionError`] when the query fails.
-    pub async fn stats(&self, table: &Table, now: i64) -> Result<StoreStats, SessionError> {
+    pub async fn stats(
+        &self,
+        table: &Table,
+        now: OffsetDateTime,
+    ) -> Result<StoreStats, SessionError> {
         // The same SQL on both: `$1` is a numbered parameter in SQLite too.
         const STATS: &str = "
             select
@@ -249,18 +255,18 @@ impl Database {
                 count(*) filter (where expires_at <= $1) as expired,
                 min(created_at) filter (where expires_at > $1) as oldest
             from sessions";
-        let (live, expired, oldest_live_created_at) = match self {
+        let (live, expired, oldest): (i64, i64, Option<i64>) = match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
                 sqlx::query_as(table.sql(STATS))
-                    .bind(now)
+                    .bind(unix_ms(now))
                     .fetch_one(pool)
                     .await?
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
                 sqlx::query_as(table.sql(STATS))
-                    .bind(now)
+                    .bind(unix_ms(now))
                     .fetch_one(pool)
                     .await?
             }
@@ -268,7 +274,7 @@ impl Database {
         Ok(StoreStats {
             live,
             expired,
-            oldest_live_created_at,
+            oldest_live_created_at: oldest.map(from_unix_ms),
         })
     }
 }

@@ -88,6 +88,10 @@ pub enum SessionError {
     /// [`MAX_USER_ID`](crate::user::MAX_USER_ID) bytes.
     #[error("a user id must be 1 to 256 bytes long")]
     InvalidUserId,
+    /// Signing in, listing a user's devices or revoking them needs a store with a per-user
+    /// index ([`UserIndex`](crate::UserIndex)), and this one has none.
+    #[error("this session store keeps no per-user index, which signing in needs")]
+    NoUserIndex,
     /// A form's CSRF token is missing or is not this browser's.
     #[error("the form's security token is missing or out of date; reload the page and try again")]
     Csrf,
@@ -102,9 +106,11 @@ impl SessionError {
             Self::TooLarge { .. } => Status::PayloadTooLarge,
             Self::CrossSite | Self::Csrf => Status::Forbidden,
             Self::NotSignedIn => Status::Unauthorized,
-            Self::Store(_) | Self::Data { .. } | Self::NotConfigured | Self::InvalidUserId => {
-                Status::InternalServerError
-            }
+            Self::Store(_)
+            | Self::Data { .. }
+            | Self::NotConfigured
+            | Self::InvalidUserId
+            | Self::NoUserIndex => Status::InternalServerError,
         }
     }
 
@@ -145,7 +151,7 @@ impl<'r> Responder<'r, 'static> for SessionError {
 }
 
 /// An error and all its sources on one line (`outer: inner: root`), for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -11,8 +11,8 @@ use rocket::figment::Figment;
 
 use crate::guard::session_was_loaded;
 use crate::{
-    Config, ConfigError, Database, SessionManager, SessionStore, SetupError, database, error_chain,
-    purge,
+    Clock, Config, ConfigError, Database, SessionManager, SessionStore, SetupError, database,
+    error_chain, purge,
 };
 
 /// Rocket makes up a `secret_key` for the run when none is set (in its debug profile; in
@@ -151,6 +151,12 @@ impl Fairing for Latch {
             let config = match &self.source {
                 Source::Store(store) => {
                     let config = Config::without_database(rocket.figment())?;
+                    if store.user_index().is_none() {
+                        log::warn!(
+                            "latch: this session store keeps no per-user index, so sessions \
+                             cannot be signed in (Session::sign_in fails with a 500)"
+                        );
+                    }
                     let manager = SessionManager::new(Arc::clone(store), config.session)
                         .with_previous_keys(config.previous_keys);
                     return Ok((None, manager));
@@ -169,6 +175,11 @@ impl Fairing for Latch {
         let opened: Result<_, SetupError> = opened.await;
         match opened {
             Ok((database, manager)) => {
+                // A clock the app manages (a test's, to move time forward) measures deadlines.
+                let manager = match rocket.state::<Clock>() {
+                    Some(clock) => manager.with_clock(clock.clone()),
+                    None => manager,
+                };
                 let rocket = rocket.manage(manager);
                 Ok(match database {
                     Some(database) => rocket.manage::<Database>(database),

@@ -1,7 +1,7 @@
 //! A read-only look at the current request's own session, for pages that explain sessions: the
 //! row as stored and its deadlines, with the ID and its hash cut down to short prefixes.
 
-use super::{IdHash, Record, Session, SessionError, SessionId, now_ms};
+use super::{IdHash, Record, Session, SessionError, SessionId};
 
 /// Characters of the session ID an [`Inspection`] keeps: enough to tell two sessions apart on a
 /// screen, while the other 37 of its 43 characters stay secret, far past guessing.
@@ -24,12 +24,12 @@ pub struct Inspection {
     pub hash_prefix: String,
     /// The row as stored: data, version, creation time and idle deadline (`expires_at`).
     pub record: Record,
-    /// When the session ends however busy it is (`created_at` plus `absolute_timeout`), in Unix
-    /// milliseconds. The idle deadline never passes it.
-    pub absolute_deadline: i64,
-    /// For a signed-in session, when it was last used (Unix ms), as of its last write or
-    /// deadline extension; the user it belongs to is in `record.user`.
-    pub last_seen: Option<i64>,
+    /// When the session ends however busy it is (`created_at` plus `absolute_timeout`). The
+    /// idle deadline never passes it.
+    pub absolute_deadline: time::OffsetDateTime,
+    /// For a signed-in session, when it was last used, as of its last write or deadline
+    /// extension; the user it belongs to is in `record.user`.
+    pub last_seen: Option<time::OffsetDateTime>,
 }
 
 impl Session<'_> {
@@ -48,13 +48,15 @@ impl Session<'_> {
         };
         let absolute_deadline = record
             .created_at
-            .saturating_add(self.manager.config.absolute_timeout_ms());
+            .saturating_add(time::Duration::milliseconds(
+                self.manager.config.absolute_timeout_ms(),
+            ));
         let last_seen = match &record.user {
             // `last_seen` is kept for a user's device list; this session is one of them.
             Some(user) => self
                 .manager
                 .users()?
-                .user_sessions(&user.user_id, Some(&id.hash()), now_ms())
+                .user_sessions(&user.user_id, Some(&id.hash()), self.manager.now())
                 .await?
                 .into_iter()
                 .find(|device| device.current)

@@ -4,6 +4,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 compile_error!("latch needs a backend: enable the `sqlite` or the `postgres` feature (or both)");
 
+mod clock;
 mod config;
 mod cookie;
 pub mod csrf;
@@ -27,12 +28,17 @@ use std::marker::PhantomData;
 /// The attribute a [`SessionStore`] implementation needs on its `impl` block, re-exported so a
 /// store outside this crate uses the same version.
 pub use async_trait::async_trait;
+/// The `time` crate latch's times are in ([`time::OffsetDateTime`]), re-exported so an app or
+/// a store uses the same version.
+pub use time;
 
-pub use config::{Config, ConfigError, DatabaseConfig, SessionConfig, check_range};
+pub use clock::Clock;
+pub use config::{Config, ConfigError, DatabaseConfig, SessionConfig};
 pub use cookie::PreviousKeys;
 pub use csrf::CsrfToken;
 pub use database::{Database, SetupError, open};
-pub use error::{SessionError, error_chain};
+pub use error::SessionError;
+pub(crate) use error::error_chain;
 pub use fairing::{ConfigReader, Latch};
 pub use form::{CsrfForm, CsrfFormError, NoFields};
 pub use guard::{DataMut, Session};
@@ -78,7 +84,6 @@ impl<T> Key<T> {
 }
 
 /// The current time as Unix milliseconds, the unit of every stored time.
-pub fn now_ms() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+pub(crate) fn now_ms() -> i64 {
+    store::unix_ms(time::OffsetDateTime::now_utc())
 }

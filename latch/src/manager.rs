@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use time::OffsetDateTime;
+
 use crate::store::SessionData;
 use crate::user::{Device, Revoke, SignedIn};
-use crate::{IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, UserIndex, now_ms};
+use crate::{Clock, IdHash, PreviousKeys, SessionConfig, SessionError, SessionStore, UserIndex};
 
 /// Serializes writes to one session within this process, so parallel requests on a session take
 /// turns instead of failing each other's version checks over and over. Striped by ID hash: a
@@ -49,6 +51,7 @@ pub struct SessionManager {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) config: SessionConfig,
     pub(crate) previous_keys: PreviousKeys,
+    clock: Clock,
     write_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
@@ -59,6 +62,7 @@ impl SessionManager {
             store,
             config,
             previous_keys: PreviousKeys::default(),
+            clock: Clock::system(),
             write_locks: (0..WRITE_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -70,6 +74,23 @@ impl SessionManager {
     pub fn with_previous_keys(mut self, keys: PreviousKeys) -> Self {
         self.previous_keys = keys;
         self
+    }
+
+    /// Measures deadlines by `clock` instead of the system clock (see [`Clock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock deadlines are measured by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The time now, as this manager's [`Clock`] reads it.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// The earlier keys whose cookies still open.
@@ -108,7 +129,7 @@ impl SessionManager {
         let Some(id) = crate::SessionId::parse(cookie.value()) else {
             return Ok(None);
         };
-        let record = self.store.load(&id.hash(), now_ms()).await?;
+        let record = self.store.load(&id.hash(), self.now()).await?;
         Ok(record.map(|record| StoredSession {
             data: record.data,
             user: record.user,
@@ -122,7 +143,10 @@ impl SessionManager {
     ///
     /// [`SessionError`] when the store fails.
     pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<Device>, SessionError> {
-        Ok(self.users()?.user_sessions(user_id, None, now_ms()).await?)
+        Ok(self
+            .users()?
+            .user_sessions(user_id, None, self.now())
+            .await?)
     }
 
     /// Signs `user_id` out everywhere (an account locked by an admin, say). Returns how many
@@ -147,9 +171,7 @@ impl SessionManager {
 
     /// The store's per-user index, which signing in, devices and revoking need.
     pub(crate) fn users(&self) -> Result<&dyn UserIndex, SessionError> {
-        self.store
-            .user_index()
-            .ok_or_else(|| crate::store::no_user_index().into())
+        self.store.user_index().ok_or(SessionError::NoUserIndex)
     }
 
     pub(crate) fn write_lock(&self, id: &IdHash) -> &tokio::sync::Mutex<()> {
@@ -158,9 +180,18 @@ impl SessionManager {
     }
 
     /// When a session created at `created_at` and used at `now` should end.
-    pub(crate) fn deadline(&self, created_at: i64, now: i64) -> i64 {
-        let idle = now.saturating_add(self.config.idle_timeout_ms());
-        let absolute = created_at.saturating_add(self.config.absolute_timeout_ms());
+    pub(crate) fn deadline(
+        &self,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> OffsetDateTime {
+        let idle = later_by(now, self.config.idle_timeout_ms());
+        let absolute = later_by(created_at, self.config.absolute_timeout_ms());
         idle.min(absolute)
     }
+}
+
+/// `time` plus `ms` milliseconds, saturating at the last instant `time` can represent.
+pub(crate) fn later_by(time: OffsetDateTime, ms: i64) -> OffsetDateTime {
+    time.saturating_add(time::Duration::milliseconds(ms))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rocket::Shutdown;
 use tokio::time::MissedTickBehavior;
 
-use crate::{ExpiredDeletion, SessionManager, SessionStore, StoreError, error_chain, now_ms};
+use crate::{Clock, ExpiredDeletion, SessionManager, SessionStore, StoreError, error_chain};
 
 /// How much longer than a batch took the purge pauses after it: the database spends at most a
 /// fifth of its time on a backlog (the factor was chosen by measurement: `docs/BENCHMARKS.md`).
@@ -27,7 +27,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(200);
 /// The store's error for the batch that failed; the batches before it stay deleted.
 pub async fn purge_expired(
     store: &dyn ExpiredDeletion,
-    now: i64,
+    now: time::OffsetDateTime,
     batch_size: u32,
 ) -> Result<u64, StoreError> {
     let mut total = 0;
@@ -54,10 +54,17 @@ pub(crate) fn start(manager: &SessionManager, shutdown: Shutdown) {
     }
     let config = manager.config();
     let every = Duration::from_secs(config.purge_interval);
-    tokio::spawn(run(store, every, config.purge_batch_size, shutdown));
+    let clock = manager.clock().clone();
+    tokio::spawn(run(store, clock, every, config.purge_batch_size, shutdown));
 }
 
-async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shutdown: Shutdown) {
+async fn run(
+    store: Arc<dyn SessionStore>,
+    clock: Clock,
+    every: Duration,
+    batch_size: u32,
+    shutdown: Shutdown,
+) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pass = async {
@@ -67,7 +74,7 @@ async fn run(store: Arc<dyn SessionStore>, every: Duration, batch_size: u32, shu
             let Some(expired) = store.expired_deletion() else {
                 return;
             };
-            match purge_expired(expired, now_ms(), batch_size).await {
+            match purge_expired(expired, clock.now(), batch_size).await {
                 Ok(0) => log::debug!("session purge: nothing expired"),
                 Ok(removed) => log::info!(
                     "session purge: removed {removed} expired sessions in {} ms",

@@ -74,8 +74,8 @@ pub struct SignedIn {
     pub user_id: String,
     /// This session's name in the user's device list.
     pub handle: Handle,
-    /// When it signed in (Unix ms).
-    pub signed_in_at: i64,
+    /// When it signed in.
+    pub signed_in_at: time::OffsetDateTime,
     /// The client at sign-in, as [`ClientInfo`] captured it.
     pub client: ClientInfo,
 }
@@ -191,11 +191,11 @@ impl SignIn {
 pub struct Device {
     /// Names it for [`Session::revoke_device`](crate::Session::revoke_device).
     pub handle: Handle,
-    /// When it signed in (Unix ms).
-    pub signed_in_at: i64,
-    /// When it was last used (Unix ms), as of its last write or deadline extension: requests
-    /// in between (at most `touch_interval` apart) are not each recorded.
-    pub last_seen: i64,
+    /// When it signed in.
+    pub signed_in_at: time::OffsetDateTime,
+    /// When it was last used, as of its last write or deadline extension: requests in between
+    /// (at most `touch_interval` apart) are not each recorded.
+    pub last_seen: time::OffsetDateTime,
     /// The client at sign-in.
     pub client: ClientInfo,
     /// Whether it is the session that asked.

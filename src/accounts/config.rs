@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use latch::{ConfigError, check_range};
+use latch::ConfigError;
 use rocket::figment::Figment;
 use serde::Deserialize;
+
+use crate::config::check_range;
 
 /// The `accounts` table of the configuration (`ROCKET_ACCOUNTS='{…}'`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

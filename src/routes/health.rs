@@ -3,8 +3,8 @@
 use rocket::http::Status;
 use rocket::{Route, State, get, routes};
 
+use crate::error::error_chain;
 use latch::Database;
-use latch::error_chain;
 
 pub fn routes() -> Vec<Route> {
     routes![healthz]

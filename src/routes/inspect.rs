@@ -8,6 +8,7 @@ use rocket::{Route, State, get, routes};
 use serde_json::{Value, json};
 
 use super::keys::ACCOUNT_NAME;
+use crate::clock::unix_ms;
 use crate::error::AppError;
 use crate::templates::Page;
 
@@ -31,7 +32,7 @@ async fn inspect(
     let inspection = session.inspect().await?;
     let account = session.get(&ACCOUNT_NAME).await?;
     let config = manager.config();
-    let now = latch::now_ms();
+    let now = crate::clock::now_ms();
     // `get` is the cookie as the browser sent it, still sealed.
     let sent = cookies.get(&config.cookie_name).map(as_stored);
     let prefix = sent
@@ -75,8 +76,8 @@ fn stored(inspection: Inspection, now: i64) -> Value {
     let user = record.user.as_ref().map(|user| {
         json!({
             "id": user.user_id,
-            "signed_in": moment(user.signed_in_at, now),
-            "last_seen": inspection.last_seen.map(|at| moment(at, now)),
+            "signed_in": moment(unix_ms(user.signed_in_at), now),
+            "last_seen": inspection.last_seen.map(|at| moment(unix_ms(at), now)),
             "browser": user.client.user_agent,
             "address": user.client.address,
         })
@@ -86,9 +87,9 @@ fn stored(inspection: Inspection, now: i64) -> Value {
         "id_prefix": inspection.id_prefix,
         "hash_prefix": inspection.hash_prefix,
         "version": record.version,
-        "created": moment(record.created_at, now),
-        "idle_deadline": moment(record.expires_at, now),
-        "absolute_deadline": moment(inspection.absolute_deadline, now),
+        "created": moment(unix_ms(record.created_at), now),
+        "idle_deadline": moment(unix_ms(record.expires_at), now),
+        "absolute_deadline": moment(unix_ms(inspection.absolute_deadline), now),
         // `{:#}` pretty-prints, and cannot fail as `to_string_pretty` in principle can.
         "data": format!("{:#}", Value::Object(record.data)),
     })

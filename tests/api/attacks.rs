@@ -291,7 +291,11 @@ async fn a_sign_in_does_not_forgive_the_guesses_racing_it(backend: Backend) {
     let fifth = guesser.sign_in(&server, "victim", "wrong password").await;
     let sixth = guesser.sign_in(&server, "victim", "wrong password").await;
 
-    assert_eq!(fifth.status, 401, "the budget's fifth check: {}", fifth.body);
+    assert_eq!(
+        fifth.status, 401,
+        "the budget's fifth check: {}",
+        fifth.body
+    );
     assert_eq!(sixth.status, 429, "no sixth: {}", sixth.body);
 }
 

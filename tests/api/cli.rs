@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-use latch::{Record, SessionData, SessionId, now_ms};
+use latch::time::{Duration, OffsetDateTime};
+use latch::{Record, SessionData, SessionId};
 use rocket::http::Status;
 
 use crate::helpers::{Backend, TestApp, TestDb, backend_tests, read};
@@ -149,17 +150,17 @@ async fn migration_counts(
 /// Stores sessions directly: `expired` already past their deadline, `live` good for a minute.
 async fn seed(app: &TestApp, expired: usize, live: usize) {
     let store = app.store();
-    let now = now_ms();
+    let now = OffsetDateTime::now_utc();
     for i in 0..expired + live {
         let expires_at = if i < expired {
-            now - 1000
+            now - Duration::SECOND
         } else {
-            now + 60_000
+            now + Duration::minutes(1)
         };
         let record = Record {
             data: SessionData::new(),
             version: 0,
-            created_at: now - 120_000,
+            created_at: now - Duration::minutes(2),
             expires_at,
             user: None,
         };

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use latch::Database;
+use latch::time::OffsetDateTime;
 use latch::{
     ExpiredDeletion, IdHash, Loaded, Record, Rekeyed, SessionId, SessionManager, SessionStore,
-    StoreError, UserIndex, now_ms,
+    StoreError, UserIndex,
 };
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -139,10 +140,14 @@ impl SessionStore for Unheard {
         self.remember(id, record);
         Ok(created)
     }
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         self.inner.load(id, now).await
     }
-    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Loaded>, StoreError> {
         let copy = self.copies.lock().expect("not poisoned").get(id).cloned();
         match copy {
             Some(record) => Ok(Some(Loaded {
@@ -152,14 +157,24 @@ impl SessionStore for Unheard {
             None => self.inner.load_unconfirmed(id, now).await,
         }
     }
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let saved = self.inner.save(id, record, now).await?;
         if saved {
             self.remember(id, record);
         }
         Ok(saved)
     }
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         self.inner.touch(id, expires_at, now).await
     }
     async fn rekey(
@@ -167,7 +182,7 @@ impl SessionStore for Unheard {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         self.inner.rekey(old, new, record, now).await
     }
@@ -214,7 +229,7 @@ async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
         let shared = Arc::clone(&shared);
         let name = name.to_owned();
         async move {
-            let now = now_ms();
+            let now = OffsetDateTime::now_utc();
             let current = shared.load(&hash, now).await.expect("load").expect("live");
             let mut next = current.clone();
             next.data = json!({ "name": name, "page_views": views })
@@ -250,8 +265,17 @@ async fn a_stale_cached_copy_is_written_from_but_never_shown(backend: Backend) {
     assert_eq!(again.0, Status::Ok, "{}", again.1);
     let fresh = session_id().hash();
     assert_ne!(fresh, hash, "a new session");
-    let stored = shared.load(&fresh, now_ms()).await.expect("load");
+    let stored = shared
+        .load(&fresh, OffsetDateTime::now_utc())
+        .await
+        .expect("load");
     assert_eq!(stored.expect("stored").data["name"], "Linus");
-    assert_eq!(shared.load(&hash, now_ms()).await.expect("load"), None);
+    assert_eq!(
+        shared
+            .load(&hash, OffsetDateTime::now_utc())
+            .await
+            .expect("load"),
+        None
+    );
     client.terminate().await;
 }

@@ -1,7 +1,5 @@
 //! Idle and absolute timeouts, and the touch throttle that keeps reads from becoming writes.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, backend_tests, read, set_cookies};
@@ -15,8 +13,9 @@ backend_tests!(
     a_write_to_an_expired_session_starts_a_new_one,
 );
 
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+/// Moves the app's clock forward: what waiting would do, without the wait.
+fn pass_ms(app: &TestApp, ms: i64) {
+    app.clock.advance(latch::time::Duration::milliseconds(ms));
 }
 
 async fn an_idle_session_expires(backend: Backend) {
@@ -35,7 +34,7 @@ async fn an_idle_session_expires(backend: Backend) {
             .contains("<h1>Ada</h1>")
     );
 
-    sleep_ms(1300).await;
+    pass_ms(&app, 1300);
     let response = app.get("/user").await;
     let cookies = set_cookies(&response);
     let page = read(response).await;
@@ -59,7 +58,7 @@ async fn activity_keeps_a_session_alive_past_the_idle_timeout(backend: Backend) 
     app.get("/user/Ada").await;
 
     for _ in 0..3 {
-        sleep_ms(1100).await;
+        pass_ms(&app, 1100);
         let page = read(app.get("/user").await).await;
         assert!(
             page.1.contains("<h1>Ada</h1>"),
@@ -84,14 +83,14 @@ async fn the_absolute_timeout_ends_even_an_active_session(backend: Backend) {
         "capped by the absolute timeout"
     );
 
-    sleep_ms(1000).await;
+    pass_ms(&app, 1000);
     assert!(
         read(app.get("/user").await)
             .await
             .1
             .contains("<h1>Ada</h1>")
     );
-    sleep_ms(1200).await;
+    pass_ms(&app, 1200);
     let page = read(app.get("/user").await).await;
 
     assert!(page.1.contains("user logged out!"));
@@ -125,7 +124,7 @@ async fn the_first_read_after_the_touch_interval_extends_the_deadline(backend: B
     app.get("/user/Ada").await;
     let before = app.current_row().await.expect("stored");
 
-    sleep_ms(1100).await;
+    pass_ms(&app, 1100);
     let response = app.get("/user").await;
     let cookies = set_cookies(&response);
     read(response).await;
@@ -166,7 +165,7 @@ async fn a_write_to_an_expired_session_starts_a_new_one(backend: Backend) {
     let old = app.session_id().expect("id");
     let old_row = app.row_for(&old).await.expect("stored");
 
-    sleep_ms(1300).await;
+    pass_ms(&app, 1300);
     app.get("/user/Bob").await;
 
     let new = app.session_id().expect("a new id");

@@ -291,6 +291,9 @@ pub fn test_figment(database_url: &str) -> Figment {
 pub struct TestApp {
     pub client: Client,
     pub backend: Backend,
+    /// The clock session deadlines are measured by, shared by every instance of the app:
+    /// `advance` it instead of sleeping past a timeout.
+    pub clock: latch::Clock,
     settings: Vec<(String, Value)>,
     // Declared last: dropped after the client has closed its pool.
     pub db: TestDb,
@@ -309,10 +312,12 @@ impl TestApp {
             .iter()
             .map(|(key, value)| ((*key).to_owned(), value.clone()))
             .collect();
-        let client = launch(db.url(), &settings).await;
+        let clock = latch::Clock::system();
+        let client = launch(db.url(), &settings, &clock).await;
         Some(Self {
             client,
             backend,
+            clock,
             settings,
             db,
         })
@@ -321,11 +326,15 @@ impl TestApp {
     /// The app with extra routes mounted under `/t`, for tests of the session API itself.
     pub async fn spawn_mounting(backend: Backend, routes: Vec<rocket::Route>) -> Option<Self> {
         let db = TestDb::create(backend).await?;
-        let rocket = latch_walkthrough::rocket(figment_with(db.url(), &[])).mount("/t", routes);
+        let clock = latch::Clock::system();
+        let rocket = latch_walkthrough::rocket(figment_with(db.url(), &[]))
+            .manage(clock.clone())
+            .mount("/t", routes);
         let client = Client::tracked(rocket).await.expect("the app launches");
         Some(Self {
             client,
             backend,
+            clock,
             settings: Vec::new(),
             db,
         })
@@ -336,14 +345,16 @@ impl TestApp {
         let Self {
             client,
             backend,
+            clock,
             settings,
             db,
         } = self;
         client.terminate().await;
-        let client = launch(db.url(), &settings).await;
+        let client = launch(db.url(), &settings, &clock).await;
         Self {
             client,
             backend,
+            clock,
             settings,
             db,
         }
@@ -355,15 +366,17 @@ impl TestApp {
         let Self {
             client,
             backend,
+            clock,
             mut settings,
             db,
         } = self;
         client.terminate().await;
         settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        let client = launch(db.url(), &settings).await;
+        let client = launch(db.url(), &settings, &clock).await;
         Self {
             client,
             backend,
+            clock,
             settings,
             db,
         }
@@ -371,7 +384,7 @@ impl TestApp {
 
     /// A second instance of the app on the same database and key, as behind a load balancer.
     pub async fn second_instance(&self) -> Client {
-        launch(self.db.url(), &self.settings).await
+        launch(self.db.url(), &self.settings, &self.clock).await
     }
 
     pub async fn get(&self, uri: &str) -> LocalResponse<'_> {
@@ -503,13 +516,10 @@ fn figment_with(database_url: &str, settings: &[(String, Value)]) -> Figment {
     figment
 }
 
-async fn launch(database_url: &str, settings: &[(String, Value)]) -> Client {
-    Client::tracked(latch_walkthrough::rocket(figment_with(
-        database_url,
-        settings,
-    )))
-    .await
-    .expect("the app launches")
+async fn launch(database_url: &str, settings: &[(String, Value)], clock: &latch::Clock) -> Client {
+    let rocket =
+        latch_walkthrough::rocket(figment_with(database_url, settings)).manage(clock.clone());
+    Client::tracked(rocket).await.expect("the app launches")
 }
 
 /// A row of the `sessions` table, as [`TestDb::rows`] reads it (`data` parsed as JSON).

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use latch::{Database, SessionManager, now_ms};
+use latch::time::OffsetDateTime;
+use latch::{Database, SessionManager};
 use rocket::http::{Cookie, SameSite, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::json;
@@ -377,7 +378,7 @@ async fn the_inspector_never_shows_a_stale_cached_copy(backend: Backend) {
 
     // Another instance renames the session, then ends it; this one hears of neither.
     let mut renamed = shared
-        .load(&hash, now_ms())
+        .load(&hash, OffsetDateTime::now_utc())
         .await
         .expect("load")
         .expect("live");
@@ -386,7 +387,12 @@ async fn the_inspector_never_shows_a_stale_cached_copy(backend: Backend) {
         .cloned()
         .expect("an object");
     renamed.version += 1;
-    assert!(shared.save(&hash, &renamed, now_ms()).await.expect("save"));
+    assert!(
+        shared
+            .save(&hash, &renamed, OffsetDateTime::now_utc())
+            .await
+            .expect("save")
+    );
     let changed = read(client.get("/session").dispatch().await).await;
     shared.delete(&hash).await.expect("delete");
     let ended = read(client.get("/session").dispatch().await).await;

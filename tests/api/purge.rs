@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latch::purge::purge_expired;
+use latch::time::OffsetDateTime;
 use latch::{
     ExpiredDeletion, IdHash, MemoryStore, PostgresStore, Record, Rekeyed, SessionConfig,
-    SessionData, SessionId, SessionManager, SessionStore, StoreError, now_ms,
+    SessionData, SessionId, SessionManager, SessionStore, StoreError,
 };
 use serde_json::json;
 
@@ -26,15 +27,15 @@ fn expired(store: &dyn SessionStore) -> &dyn ExpiredDeletion {
 /// Stores `count` sessions directly, expiring `offset_ms` from now (negative: already expired).
 async fn seed(app: &TestApp, count: usize, offset_ms: i64) -> Vec<SessionId> {
     let store = app.store();
-    let now = now_ms();
+    let now = OffsetDateTime::now_utc();
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
         let id = SessionId::generate();
         let record = Record {
             data: SessionData::new(),
             version: 0,
-            created_at: now - 10_000,
-            expires_at: now + offset_ms,
+            created_at: now - latch::time::Duration::milliseconds(10_000),
+            expires_at: now + latch::time::Duration::milliseconds(offset_ms),
             user: None,
         };
         assert!(store.create(&id.hash(), &record).await.expect("create"));
@@ -50,9 +51,13 @@ async fn a_purge_pass_removes_expired_sessions_and_keeps_live_ones(backend: Back
     seed(&app, 5, -1000).await;
     let live = seed(&app, 3, 60_000).await;
 
-    let removed = purge_expired(expired(app.store().as_ref()), now_ms(), 1000)
-        .await
-        .expect("purge");
+    let removed = purge_expired(
+        expired(app.store().as_ref()),
+        OffsetDateTime::now_utc(),
+        1000,
+    )
+    .await
+    .expect("purge");
 
     assert_eq!(removed, 5);
     let rows = app.rows().await;
@@ -71,11 +76,11 @@ async fn a_purge_pass_works_through_a_backlog_in_batches(backend: Backend) {
     let store = app.store();
 
     let one_batch = expired(store.as_ref())
-        .delete_expired(now_ms(), 10)
+        .delete_expired(OffsetDateTime::now_utc(), 10)
         .await
         .expect("batch");
     assert_eq!(one_batch, 10, "a batch deletes at most its limit");
-    let rest = purge_expired(expired(store.as_ref()), now_ms(), 4)
+    let rest = purge_expired(expired(store.as_ref()), OffsetDateTime::now_utc(), 4)
         .await
         .expect("purge");
 
@@ -118,13 +123,23 @@ impl SessionStore for FlakyPurge {
     async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
         self.sessions.create(id, record).await
     }
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         self.sessions.load(id, now).await
     }
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         self.sessions.save(id, record, now).await
     }
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         self.sessions.touch(id, expires_at, now).await
     }
     async fn rekey(
@@ -132,7 +147,7 @@ impl SessionStore for FlakyPurge {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         self.sessions.rekey(old, new, record, now).await
     }
@@ -146,7 +161,7 @@ impl SessionStore for FlakyPurge {
 
 #[latch::async_trait]
 impl ExpiredDeletion for FlakyPurge {
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let call = self
             .purge_calls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -196,7 +211,7 @@ async fn a_postgres_purge_batch_does_not_scan_the_table() {
 
     let explain = format!("explain {}", PostgresStore::PURGE_BATCH);
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
-        .bind(now_ms())
+        .bind(latch_walkthrough::clock::now_ms())
         .bind(1000_i64)
         .fetch_all(&pool)
         .await

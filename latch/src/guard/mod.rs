@@ -16,7 +16,7 @@ use crate::cookie::{self, Opened};
 use crate::csrf::refuse_cross_site;
 use crate::store::{Loaded, Record, Rekeyed, SessionData};
 use crate::user::SignedIn;
-use crate::{Key, SessionError, SessionId, SessionManager, error_chain, now_ms};
+use crate::{Key, SessionError, SessionId, SessionManager, error_chain};
 
 /// How often one write retries after losing a version race to another app instance. Within one
 /// instance writes to a session take turns (see `SessionManager::write_lock`), so retries are rare.
@@ -186,7 +186,7 @@ async fn load(
         remove_cookie(manager, cookies);
         return Ok(SessionCell::new(None));
     };
-    let now = now_ms();
+    let now = manager.now();
     let hash = id.hash();
     // Unconfirmed is enough here: a handler that only writes never needs more (see `Active`).
     let Some(Loaded {
@@ -200,7 +200,9 @@ async fn load(
 
     let deadline = manager.deadline(record.created_at, now);
     let mut resealed = false;
-    if deadline - record.expires_at >= manager.config.touch_interval_ms() {
+    if deadline - record.expires_at
+        >= time::Duration::milliseconds(manager.config.touch_interval_ms())
+    {
         // The read still succeeds if the touch fails: the session just keeps its old deadline.
         match manager.store.touch(&hash, deadline, now).await {
             // Not moved: the session ended just now, or a request beside this one moved it.
@@ -486,7 +488,7 @@ impl Session<'_> {
     ) -> Result<R, SessionError> {
         let old = active.id.hash();
         let _turn = self.manager.write_lock(&old).lock().await;
-        let now = now_ms();
+        let now = self.manager.now();
         let mut current = active.record;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut data = current.data.clone();
@@ -545,7 +547,12 @@ impl Session<'_> {
         let Some(active) = self.cell.snapshot().filter(|active| !active.confirmed) else {
             return Ok(());
         };
-        match self.manager.store.load(&active.id.hash(), now_ms()).await? {
+        match self
+            .manager
+            .store
+            .load(&active.id.hash(), self.manager.now())
+            .await?
+        {
             Some(record) => self.cell.set(Some(Active {
                 record,
                 confirmed: true,
@@ -575,7 +582,7 @@ impl Session<'_> {
         &self,
         mut edit: impl FnMut(&mut SessionData) -> Result<R, SessionError>,
     ) -> Result<R, SessionError> {
-        let now = now_ms();
+        let now = self.manager.now();
         if let Some(active) = self.cell.snapshot() {
             return self.change_existing(active, &mut edit, now).await;
         }
@@ -594,7 +601,7 @@ impl Session<'_> {
         &self,
         current: &Record,
         data: SessionData,
-        now: i64,
+        now: time::OffsetDateTime,
     ) -> Result<Record, SessionError> {
         self.check_size(&data)?;
         Ok(Record {
@@ -625,7 +632,7 @@ impl Session<'_> {
         &self,
         active: Active,
         edit: &mut impl FnMut(&mut SessionData) -> Result<R, SessionError>,
-        now: i64,
+        now: time::OffsetDateTime,
     ) -> Result<R, SessionError> {
         let hash = active.id.hash();
         let _turn = self.manager.write_lock(&hash).lock().await;
@@ -667,7 +674,11 @@ impl Session<'_> {
     }
 
     /// Stores a new session under a fresh ID and sends its cookie.
-    async fn create(&self, data: SessionData, now: i64) -> Result<(), SessionError> {
+    async fn create(
+        &self,
+        data: SessionData,
+        now: time::OffsetDateTime,
+    ) -> Result<(), SessionError> {
         let record = Record {
             data,
             version: 0,
@@ -702,10 +713,10 @@ fn set_cookie(
     manager: &SessionManager,
     cookies: &CookieJar<'_>,
     id: &SessionId,
-    expires_at: i64,
-    now: i64,
+    expires_at: time::OffsetDateTime,
+    now: time::OffsetDateTime,
 ) {
-    let remaining = time::Duration::milliseconds(expires_at.saturating_sub(now).max(0));
+    let remaining = (expires_at - now).max(time::Duration::ZERO);
     cookie::seal(
         cookies,
         &manager.config.cookie_name,

@@ -4,7 +4,7 @@
 use super::{Active, DataMut, Rotation, Session, remove_cookie, set_cookie};
 use crate::store::{Record, Rekeyed, SessionData};
 use crate::user::{Device, Handle, MAX_USER_ID, Revoke, SignIn, SignedIn};
-use crate::{IdHash, SessionError, SessionId, now_ms};
+use crate::{IdHash, SessionError, SessionId};
 
 impl Session<'_> {
     /// Who this session is signed in as, if anyone.
@@ -72,7 +72,7 @@ impl Session<'_> {
             return Err(SessionError::InvalidUserId);
         }
         let _serial = self.cell.writer.lock().await;
-        let now = now_ms();
+        let now = self.manager.now();
         let signed_in = SignedIn {
             user_id: sign_in.user_id,
             handle: Handle::generate(),
@@ -165,7 +165,7 @@ impl Session<'_> {
         Ok(self
             .manager
             .users()?
-            .user_sessions(&user_id, Some(&current), now_ms())
+            .user_sessions(&user_id, Some(&current), self.manager.now())
             .await?)
     }
 

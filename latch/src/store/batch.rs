@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ExpiredDeletion, Record, Rekeyed, SessionStore, StoreError, UserIndex, WriterStopped};
@@ -34,16 +35,16 @@ pub enum Write {
         /// The new state; written only over `record.version - 1`.
         record: Record,
         /// The time the session must still be live at.
-        now: i64,
+        now: OffsetDateTime,
     },
     /// [`SessionStore::touch`].
     Touch {
         /// The session's ID hash.
         id: IdHash,
         /// The new deadline; only ever moves forward.
-        expires_at: i64,
+        expires_at: OffsetDateTime,
         /// The time the session must still be live at.
-        now: i64,
+        now: OffsetDateTime,
     },
     /// [`SessionStore::delete`].
     Delete {
@@ -90,7 +91,10 @@ pub trait WriteBatches: SessionStore {
     /// # Errors
     ///
     /// [`StoreError`] when the database fails.
-    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
+    async fn load_batch(
+        &self,
+        loads: &[(IdHash, OffsetDateTime)],
+    ) -> Result<Vec<Option<Record>>, StoreError> {
         let mut found = Vec::with_capacity(loads.len());
         for (id, now) in loads {
             found.push(self.load(id, *now).await?);
@@ -126,7 +130,7 @@ pub(super) async fn write_one<S: WriteBatches + ?Sized>(
 pub struct Batched<S> {
     inner: Arc<S>,
     writes: Batcher<Write, bool>,
-    loads: Option<Batcher<(IdHash, i64), Option<Record>>>,
+    loads: Option<Batcher<(IdHash, OffsetDateTime), Option<Record>>>,
 }
 
 impl<S: WriteBatches> Batched<S> {
@@ -171,14 +175,19 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         self.writes.submit(write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         match &self.loads {
             Some(loads) => loads.submit((*id, now)).await,
             None => self.inner.load(id, now).await,
         }
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -187,7 +196,12 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         self.writes.submit(write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -201,7 +215,7 @@ impl<S: WriteBatches> SessionStore for Batched<S> {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         self.inner.rekey(old, new, record, now).await
     }
@@ -236,8 +250,11 @@ impl<S: WriteBatches> Batch<Write, bool> for Writes<S> {
 struct Loads<S>(Arc<S>);
 
 #[async_trait::async_trait]
-impl<S: WriteBatches> Batch<(IdHash, i64), Option<Record>> for Loads<S> {
-    async fn run(&mut self, batch: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
+impl<S: WriteBatches> Batch<(IdHash, OffsetDateTime), Option<Record>> for Loads<S> {
+    async fn run(
+        &mut self,
+        batch: &[(IdHash, OffsetDateTime)],
+    ) -> Result<Vec<Option<Record>>, StoreError> {
         self.0.load_batch(batch).await
     }
 }
@@ -406,14 +423,18 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+
+    fn at(ms: i64) -> OffsetDateTime {
+        crate::store::from_unix_ms(ms)
+    }
     use crate::{SessionData, SessionId};
 
     fn record() -> Record {
         Record {
             data: SessionData::new(),
             version: 1,
-            created_at: 0,
-            expires_at: 10,
+            created_at: at(0),
+            expires_at: at(10),
             user: None,
         }
     }
@@ -422,7 +443,7 @@ mod tests {
         Write::Save {
             id,
             record: record(),
-            now: 0,
+            now: at(0),
         }
     }
 
@@ -453,8 +474,8 @@ mod tests {
             save(a),
             Write::Touch {
                 id: a,
-                expires_at: 5,
-                now: 0,
+                expires_at: at(5),
+                now: at(0),
             },
             save(b),
             Write::Delete { id: a },
@@ -496,11 +517,16 @@ mod tests {
             write_one(self, write).await
         }
 
-        async fn load(&self, _: &IdHash, _: i64) -> Result<Option<Record>, StoreError> {
+        async fn load(&self, _: &IdHash, _: OffsetDateTime) -> Result<Option<Record>, StoreError> {
             Ok(None)
         }
 
-        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+        async fn save(
+            &self,
+            id: &IdHash,
+            record: &Record,
+            now: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
             let write = Write::Save {
                 id: *id,
                 record: record.clone(),
@@ -509,7 +535,12 @@ mod tests {
             write_one(self, write).await
         }
 
-        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        async fn touch(
+            &self,
+            id: &IdHash,
+            expires_at: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
             let write = Write::Touch {
                 id: *id,
                 expires_at,
@@ -523,7 +554,7 @@ mod tests {
             _: &IdHash,
             _: &IdHash,
             _: &Record,
-            _: i64,
+            _: OffsetDateTime,
         ) -> Result<Rekeyed, StoreError> {
             Ok(Rekeyed::Gone)
         }
@@ -562,7 +593,7 @@ mod tests {
             let batched = Arc::clone(&batched);
             tokio::spawn(async move {
                 let id = SessionId::generate().hash();
-                batched.save(&id, &record(), 0).await
+                batched.save(&id, &record(), at(0)).await
             })
         };
         while batched
@@ -584,7 +615,7 @@ mod tests {
                         version,
                         ..record()
                     };
-                    batched.save(&id, &record, 0).await
+                    batched.save(&id, &record, at(0)).await
                 })
             })
             .collect();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -99,7 +100,11 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     /// Reads `id` from the database, and caches it unless a write overtook the read.
-    async fn read_through(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn read_through(
+        &self,
+        id: &IdHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
         let ticket = *self.memory.counter(id);
         let loaded = self.inner.load(id, now).await?;
         let counter = self.memory.counter(id);
@@ -115,7 +120,7 @@ impl<S: SessionStore> CachedStore<S> {
 
 impl Memory {
     /// The cached, live copy of `id`, if the cache may serve it now.
-    fn cached(&self, id: &IdHash, now: i64) -> Option<Record> {
+    fn cached(&self, id: &IdHash, now: OffsetDateTime) -> Option<Record> {
         if !self.is_trusted() {
             return None;
         }
@@ -231,8 +236,8 @@ impl Weighter<IdHash, Compact> for Slots {
 struct Compact {
     data: Box<str>,
     version: i64,
-    created_at: i64,
-    expires_at: i64,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
     /// Boxed: one pointer for the many anonymous sessions.
     user: Option<Box<SignedIn>>,
 }
@@ -272,7 +277,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         created
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         if self.memory.cached(id, now).is_some() {
             // Changes other instances committed before now may still be on their way: wait for
             // them, then look again.
@@ -287,7 +292,11 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         self.read_through(id, now).await
     }
 
-    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Loaded>, StoreError> {
         if let Some(record) = self.memory.cached(id, now) {
             // Without a barrier this process is the only writer: the copy is current.
             let confirmed = self.memory.barrier.is_none();
@@ -300,7 +309,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         }))
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let ticket = self.memory.start_write(id);
         let saved = self.inner.save(id, record, now).await;
         self.memory.finish_write(
@@ -311,7 +325,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         saved
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let ticket = self.memory.start_write(id);
         let touched = self.inner.touch(id, expires_at, now).await;
         let counter = self.memory.counter(id);
@@ -336,7 +355,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let old_ticket = self.memory.start_write(old);
         let new_ticket = self.memory.start_write(new);
@@ -375,7 +394,7 @@ impl<S: SessionStore> UserIndex for CachedStore<S> {
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let users = self.inner.user_index().ok_or_else(no_user_index)?;
         let old_ticket = old.map(|old| (old, self.memory.start_write(old)));
@@ -394,7 +413,7 @@ impl<S: SessionStore> UserIndex for CachedStore<S> {
         &self,
         user_id: &str,
         current: Option<&IdHash>,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
         let users = self.inner.user_index().ok_or_else(no_user_index)?;
         users.user_sessions(user_id, current, now).await
@@ -485,7 +504,11 @@ mod tests {
         async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError> {
             self.store.create(id, record).await
         }
-        async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+        async fn load(
+            &self,
+            id: &IdHash,
+            now: OffsetDateTime,
+        ) -> Result<Option<Record>, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             let found = self.store.load(id, now).await;
             if let Some(gate) = &self.gate {
@@ -493,10 +516,20 @@ mod tests {
             }
             found
         }
-        async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+        async fn save(
+            &self,
+            id: &IdHash,
+            record: &Record,
+            now: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
             self.store.save(id, record, now).await
         }
-        async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        async fn touch(
+            &self,
+            id: &IdHash,
+            expires_at: OffsetDateTime,
+            now: OffsetDateTime,
+        ) -> Result<bool, StoreError> {
             self.store.touch(id, expires_at, now).await
         }
         async fn rekey(
@@ -504,7 +537,7 @@ mod tests {
             old: &IdHash,
             new: &IdHash,
             record: &Record,
-            now: i64,
+            now: OffsetDateTime,
         ) -> Result<Rekeyed, StoreError> {
             self.store.rekey(old, new, record, now).await
         }
@@ -516,14 +549,18 @@ mod tests {
         }
     }
 
+    fn at(ms: i64) -> OffsetDateTime {
+        crate::store::from_unix_ms(ms)
+    }
+
     fn record(version: i64, expires_at: i64, name: &str) -> Record {
         let mut data = SessionData::new();
         data.insert("name".into(), name.into());
         Record {
             data,
             version,
-            created_at: 0,
-            expires_at,
+            created_at: at(0),
+            expires_at: at(expires_at),
             user: None,
         }
     }
@@ -540,12 +577,12 @@ mod tests {
         );
         assert!(
             store
-                .save(&id, &record(1, 1000, "b"), 10)
+                .save(&id, &record(1, 1000, "b"), at(10))
                 .await
                 .expect("save")
         );
 
-        let loaded = store.load(&id, 10).await.expect("load");
+        let loaded = store.load(&id, at(10)).await.expect("load");
 
         assert_eq!(loaded, Some(record(1, 1000, "b")));
         assert_eq!(
@@ -566,7 +603,7 @@ mod tests {
 
         store.delete(&id).await.expect("delete");
 
-        assert_eq!(store.load(&id, 10).await.expect("load"), None);
+        assert_eq!(store.load(&id, at(10)).await.expect("load"), None);
     }
 
     #[tokio::test]
@@ -578,7 +615,7 @@ mod tests {
             .await
             .expect("create");
 
-        assert_eq!(store.load(&id, 1000).await.expect("load"), None);
+        assert_eq!(store.load(&id, at(1000)).await.expect("load"), None);
     }
 
     #[tokio::test]
@@ -595,7 +632,7 @@ mod tests {
         // A read fetches the old row, then stalls before it can fill the cache ...
         let slow = tokio::spawn({
             let store = Arc::clone(&store);
-            async move { store.load(&id, 10).await }
+            async move { store.load(&id, at(10)).await }
         });
         let started = tokio::time::timeout(Duration::from_secs(10), async {
             while store.inner.loads.load(Ordering::SeqCst) == 0 {
@@ -606,7 +643,7 @@ mod tests {
         // ... a write lands meanwhile ...
         assert!(
             store
-                .save(&id, &record(1, 1000, "new"), 10)
+                .save(&id, &record(1, 1000, "new"), at(10))
                 .await
                 .expect("save")
         );
@@ -621,7 +658,7 @@ mod tests {
         // ... and the next read sees the write, not the slow read's row.
         assert_eq!(stale, Some(record(0, 1000, "old")));
         assert_eq!(
-            store.load(&id, 10).await.expect("load"),
+            store.load(&id, at(10)).await.expect("load"),
             Some(record(1, 1000, "new"))
         );
     }
@@ -652,7 +689,7 @@ mod tests {
         });
 
         // A broken barrier must fail this test, not hang it.
-        let loaded = tokio::time::timeout(Duration::from_secs(10), store.load(&id, 10))
+        let loaded = tokio::time::timeout(Duration::from_secs(10), store.load(&id, at(10)))
             .await
             .expect("the load finishes")
             .expect("load");
@@ -682,8 +719,8 @@ mod tests {
                 .expect("create");
         }
 
-        let from_shared = shared.load_unconfirmed(&id, 10).await.expect("load");
-        let from_sole = sole.load_unconfirmed(&id, 10).await.expect("load");
+        let from_shared = shared.load_unconfirmed(&id, at(10)).await.expect("load");
+        let from_sole = sole.load_unconfirmed(&id, at(10)).await.expect("load");
 
         let unconfirmed = Loaded {
             record: record(1, 1000, "a"),
@@ -715,7 +752,7 @@ mod tests {
             .expect("create");
         store.inner.put(id, record(2, 1000, "new")).await;
 
-        let loaded = store.load(&id, 10).await.expect("load");
+        let loaded = store.load(&id, at(10)).await.expect("load");
 
         assert_eq!(loaded, Some(record(2, 1000, "new")));
     }
@@ -730,8 +767,8 @@ mod tests {
                 .expect("create")
         );
 
-        assert!(store.touch(&id, 5000, 10).await.expect("touch"));
-        let loaded = store.load(&id, 2000).await.expect("load");
+        assert!(store.touch(&id, at(5000), at(10)).await.expect("touch"));
+        let loaded = store.load(&id, at(2000)).await.expect("load");
 
         assert_eq!(
             loaded,
@@ -754,11 +791,11 @@ mod tests {
         // Ended behind the cache's back (as the purge or another instance may end it).
         store.inner.store.delete(&id).await.expect("delete");
 
-        assert!(!store.touch(&id, 5000, 10).await.expect("touch"));
+        assert!(!store.touch(&id, at(5000), at(10)).await.expect("touch"));
 
-        assert_eq!(store.load(&id, 2000).await.expect("load"), None);
+        assert_eq!(store.load(&id, at(2000)).await.expect("load"), None);
         assert_eq!(
-            store.load(&id, 10).await.expect("load"),
+            store.load(&id, at(10)).await.expect("load"),
             None,
             "not served stale"
         );
@@ -791,7 +828,7 @@ mod tests {
         assert!(store.memory.cache.weight() <= capacity as u64);
 
         for id in &ids {
-            let loaded = store.load(id, 10).await.expect("load");
+            let loaded = store.load(id, at(10)).await.expect("load");
             assert_eq!(loaded, Some(record(0, 1000, &big)));
         }
         assert!(store.inner.loads.load(Ordering::SeqCst) >= capacity - cached);
@@ -818,13 +855,13 @@ mod tests {
         }
         assert!(
             store
-                .save(&first, &record(1, 1000, "c"), 10)
+                .save(&first, &record(1, 1000, "c"), at(10))
                 .await
                 .expect("save")
         );
 
         assert_eq!(
-            store.load(&first, 10).await.expect("load"),
+            store.load(&first, at(10)).await.expect("load"),
             Some(record(1, 1000, "c"))
         );
     }

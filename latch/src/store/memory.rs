@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use time::OffsetDateTime;
+
 use super::{ExpiredDeletion, Record, Rekeyed, SessionStore, StoreError, UserIndex};
 use crate::IdHash;
 use crate::user::{Device, Revoke};
@@ -34,7 +36,7 @@ struct State {
 #[derive(Debug)]
 struct Stored {
     record: Record,
-    last_seen: i64,
+    last_seen: OffsetDateTime,
     /// The user's auth epoch at sign-in; `None` for a session created signed in some other way,
     /// which any new epoch ends.
     auth_epoch: Option<i64>,
@@ -54,7 +56,7 @@ impl MemoryStore {
 }
 
 impl State {
-    fn live(&self, id: &IdHash, now: i64) -> Option<&Stored> {
+    fn live(&self, id: &IdHash, now: OffsetDateTime) -> Option<&Stored> {
         self.sessions
             .get(id)
             .filter(|stored| stored.record.expires_at > now)
@@ -67,7 +69,7 @@ impl State {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
         epoch: Option<i64>,
     ) -> Rekeyed {
         let Some(current) = self.live(old, now) else {
@@ -142,14 +144,19 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         Ok(self
             .state()
             .live(id, now)
             .map(|stored| stored.record.clone()))
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let Some(stored) = state.sessions.get_mut(id) else {
             return Ok(false);
@@ -166,7 +173,12 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         match state.sessions.get_mut(id) {
             Some(stored)
@@ -185,7 +197,7 @@ impl SessionStore for MemoryStore {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         Ok(self.state().rekey(old, new, record, now, None))
     }
@@ -206,7 +218,7 @@ impl SessionStore for MemoryStore {
 
 #[async_trait::async_trait]
 impl ExpiredDeletion for MemoryStore {
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         let mut state = self.state();
         let expired: Vec<IdHash> = state
             .sessions
@@ -229,7 +241,7 @@ impl UserIndex for MemoryStore {
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let Some(user) = &record.user else {
             return Err(StoreError::failed("a sign-in needs a signed-in record"));
@@ -257,7 +269,7 @@ impl UserIndex for MemoryStore {
         &self,
         user_id: &str,
         current: Option<&IdHash>,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
         let state = self.state();
         let mut devices: Vec<Device> = state

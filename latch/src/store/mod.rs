@@ -25,13 +25,16 @@ pub use sqlite::SqliteStore;
 
 mod users;
 
+use time::OffsetDateTime;
+
 use crate::user::{Device, Handle, Revoke, SignedIn};
 use crate::{ClientInfo, IdHash};
 
 /// A session's data: a JSON object, one entry per key.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
 
-/// One stored session. Times are Unix milliseconds, compared the same way by load and purge.
+/// One stored session. Its times are kept to the millisecond (the SQL stores keep Unix
+/// milliseconds), and compared the same way by load and purge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The session's values, one entry per [`Key`](crate::Key).
@@ -40,9 +43,9 @@ pub struct Record {
     /// the same version cannot both succeed (optimistic concurrency).
     pub version: i64,
     /// When the session was created; the absolute timeout counts from here.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
     /// When the session ends unless it is used: `min(last activity + idle, created + absolute)`.
-    pub expires_at: i64,
+    pub expires_at: OffsetDateTime,
     /// Who the session is signed in as, if anyone (see [`UserIndex::sign_in`]).
     pub user: Option<SignedIn>,
 }
@@ -84,13 +87,17 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn create(&self, id: &IdHash, record: &Record) -> Result<bool, StoreError>;
 
     /// The live session with this ID, if any.
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError>;
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError>;
 
     /// Like [`load`](Self::load), but a cache may answer before it knows it has heard every
     /// change other instances committed. Such a copy is good enough to write from (the write's
     /// version check catches a stale one), but must be read again with `load` before any of it
     /// is shown.
-    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Loaded>, StoreError> {
         Ok(self.load(id, now).await?.map(|record| Loaded {
             record,
             confirmed: true,
@@ -99,12 +106,22 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Replaces the data and deadline if the stored version is still `record.version - 1` and the
     /// session is live; `Ok(false)` if another write got there first or the session ended.
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError>;
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Moves a live session's deadline forward to `expires_at` (never back), and says whether it
     /// moved (`false`: the session ended, or its deadline was already as late). Data and version
     /// are untouched, so a touch never conflicts with a data write.
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError>;
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Moves a live session to a new ID and replaces its data, deadline and user with
     /// `record`'s, at once, if its stored version is still `record.version - 1`: the old ID
@@ -116,7 +133,7 @@ pub trait SessionStore: Send + Sync + 'static {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError>;
 
     /// Deletes the session, if it exists.
@@ -142,19 +159,33 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         (**self).create(id, record).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         (**self).load(id, now).await
     }
 
-    async fn load_unconfirmed(&self, id: &IdHash, now: i64) -> Result<Option<Loaded>, StoreError> {
+    async fn load_unconfirmed(
+        &self,
+        id: &IdHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Loaded>, StoreError> {
         (**self).load_unconfirmed(id, now).await
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         (**self).save(id, record, now).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         (**self).touch(id, expires_at, now).await
     }
 
@@ -163,7 +194,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         (**self).rekey(old, new, record, now).await
     }
@@ -186,7 +217,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 #[async_trait::async_trait]
 pub trait ExpiredDeletion: Send + Sync {
     /// Deletes at most `limit` sessions that expired at or before `now`, and returns how many.
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError>;
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// Sessions indexed by the user they are signed in as: signing in, listing a user's sessions,
@@ -203,7 +234,7 @@ pub trait UserIndex: Send + Sync {
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError>;
 
     /// The user's live sessions, in the order they signed in; `current` marks the asking one.
@@ -211,7 +242,7 @@ pub trait UserIndex: Send + Sync {
         &self,
         user_id: &str,
         current: Option<&IdHash>,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError>;
 
     /// Ends the user's sessions that `which` names, and returns their ID hashes (for caches to
@@ -241,7 +272,7 @@ pub struct StoreStats {
     /// Expired but not yet purged.
     pub expired: i64,
     /// `created_at` of the oldest live session.
-    pub oldest_live_created_at: Option<i64>,
+    pub oldest_live_created_at: Option<OffsetDateTime>,
 }
 
 /// Moves a live session to a new ID and replaces its data, version, deadline and user, if its
@@ -307,7 +338,7 @@ impl TryFrom<StoredRow> for Record {
             (Some(user_id), Some(handle)) => Some(SignedIn {
                 user_id,
                 handle,
-                signed_in_at: row.signed_in_at.unwrap_or(row.created_at),
+                signed_in_at: from_unix_ms(row.signed_in_at.unwrap_or(row.created_at)),
                 client: ClientInfo {
                     user_agent: row.user_agent,
                     address: row.address,
@@ -318,8 +349,8 @@ impl TryFrom<StoredRow> for Record {
         Ok(Self {
             data: decode_data(&row.data)?,
             version: row.version,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
+            created_at: from_unix_ms(row.created_at),
+            expires_at: from_unix_ms(row.expires_at),
             user,
         })
     }
@@ -336,7 +367,7 @@ struct FoundRow {
 /// The answer to each load of `batch`, in order, from the rows one query found for all of them
 /// (read at the earliest `now` of the batch).
 fn found_in_order(
-    batch: &[(IdHash, i64)],
+    batch: &[(IdHash, OffsetDateTime)],
     rows: Vec<FoundRow>,
 ) -> Result<Vec<Option<Record>>, StoreError> {
     let mut found = std::collections::HashMap::with_capacity(rows.len());
@@ -368,11 +399,29 @@ impl<'a> UserColumns<'a> {
         Self {
             user_id: user.map(|u| u.user_id.as_str()),
             handle: user.map(|u| u.handle.as_bytes()),
-            signed_in_at: user.map(|u| u.signed_in_at),
+            signed_in_at: user.map(|u| unix_ms(u.signed_in_at)),
             user_agent: user.and_then(|u| u.client.user_agent.as_deref()),
             address: user.and_then(|u| u.client.address.as_deref()),
         }
     }
+}
+
+/// `time` as Unix milliseconds, as the SQL stores keep times (saturating far outside any
+/// session's lifetime).
+pub(crate) fn unix_ms(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A time the SQL stores kept as Unix milliseconds. Past the years `time` can represent
+/// (±9999), it saturates at the last instant it can.
+pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or_else(|_| {
+        if ms < 0 {
+            time::PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            time::PrimitiveDateTime::MAX.assume_utc()
+        }
+    })
 }
 
 fn encode_data(data: &SessionData) -> Result<String, StoreError> {

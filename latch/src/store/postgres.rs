@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
+use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
@@ -18,7 +19,7 @@ use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, UserColumns, cached,
     encode_data, found_in_order, listen,
 };
-use super::{ExpiredDeletion, StoreError, UserIndex};
+use super::{ExpiredDeletion, StoreError, UserIndex, unix_ms};
 use crate::user::{Device, Revoke};
 use crate::{IdHash, SetupError, Table, schema};
 
@@ -127,12 +128,17 @@ impl SessionStore for PostgresStore {
         write_one(self, write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         let mut found = self.load_batch(&[(*id, now)]).await?;
         Ok(found.pop().flatten())
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -141,7 +147,12 @@ impl SessionStore for PostgresStore {
         write_one(self, write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -155,7 +166,7 @@ impl SessionStore for PostgresStore {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
         let mut connection = self.pool.acquire().await?;
@@ -177,10 +188,10 @@ impl SessionStore for PostgresStore {
 
 #[async_trait::async_trait]
 impl ExpiredDeletion for PostgresStore {
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // On the pool, so a purge batch never holds up request writes.
         let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
-            .bind(now)
+            .bind(unix_ms(now))
             .bind(i64::from(limit))
             .execute(&self.pool)
             .await?;
@@ -195,7 +206,7 @@ impl UserIndex for PostgresStore {
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::sign_in(&self.table, &mut connection, old, new, record, now).await
@@ -205,7 +216,7 @@ impl UserIndex for PostgresStore {
         &self,
         user_id: &str,
         current: Option<&IdHash>,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
         let mut connection = self.pool.acquire().await?;
         users::user_sessions(&self.table, &mut connection, user_id, current, now).await
@@ -236,7 +247,10 @@ impl WriteBatches for PostgresStore {
         writer.forget_after(result)
     }
 
-    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
+    async fn load_batch(
+        &self,
+        loads: &[(IdHash, OffsetDateTime)],
+    ) -> Result<Vec<Option<Record>>, StoreError> {
         let mut reader = self.reader.lock().await;
         let result = load_many(reader.connection().await?, &self.table, loads).await;
         reader.forget_after(result)
@@ -282,10 +296,14 @@ impl Dedicated {
 async fn load_many(
     connection: &mut PgConnection,
     table: &Table,
-    batch: &[(IdHash, i64)],
+    batch: &[(IdHash, OffsetDateTime)],
 ) -> Result<Vec<Option<Record>>, StoreError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
-    let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
+    let earliest = batch
+        .iter()
+        .map(|(_, now)| unix_ms(*now))
+        .min()
+        .unwrap_or(0);
     let rows: Vec<FoundRow> = sqlx::query_as(table.sql(
         "select id_hash, data, version, created_at, expires_at,
             user_id, handle, signed_in_at, user_agent, address
@@ -391,7 +409,11 @@ async fn create_many(
             columns.push(
                 id,
                 Some(encode_data(&record.data)?),
-                [record.version, record.created_at, record.expires_at],
+                [
+                    record.version,
+                    unix_ms(record.created_at),
+                    unix_ms(record.expires_at),
+                ],
             );
             if with_user {
                 users.push(&UserColumns::of(record));
@@ -455,7 +477,7 @@ async fn save_many(
             columns.push(
                 id,
                 Some(encode_data(&record.data)?),
-                [record.version, record.expires_at, *now],
+                [record.version, unix_ms(record.expires_at), unix_ms(*now)],
             );
         }
     }
@@ -491,7 +513,7 @@ async fn touch_many(
             now,
         } = &batch[i]
         {
-            columns.push(id, None, [*expires_at, *now, 0]);
+            columns.push(id, None, [unix_ms(*expires_at), unix_ms(*now), 0]);
         }
     }
     // Live sessions only, and deadlines only move forward.

@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
@@ -23,7 +24,7 @@ use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, StoredRow, UserColumns,
     encode_data, found_in_order,
 };
-use super::{ExpiredDeletion, StoreError, UserIndex};
+use super::{ExpiredDeletion, StoreError, UserIndex, unix_ms};
 use crate::user::{Device, Revoke};
 use crate::{IdHash, SetupError, Table, schema};
 
@@ -122,7 +123,7 @@ impl SessionStore for SqliteStore {
         write_one(self, write).await
     }
 
-    async fn load(&self, id: &IdHash, now: i64) -> Result<Option<Record>, StoreError> {
+    async fn load(&self, id: &IdHash, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
         sqlx::query_as::<_, StoredRow>(self.table.sql(
             "select data, version, created_at, expires_at,
                 user_id, handle, signed_in_at, user_agent, address
@@ -130,14 +131,19 @@ impl SessionStore for SqliteStore {
              where id_hash = ? and expires_at > ?",
         ))
         .bind(id.as_bytes())
-        .bind(now)
+        .bind(unix_ms(now))
         .fetch_optional(&self.pool)
         .await?
         .map(Record::try_from)
         .transpose()
     }
 
-    async fn save(&self, id: &IdHash, record: &Record, now: i64) -> Result<bool, StoreError> {
+    async fn save(
+        &self,
+        id: &IdHash,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Save {
             id: *id,
             record: record.clone(),
@@ -146,7 +152,12 @@ impl SessionStore for SqliteStore {
         write_one(self, write).await
     }
 
-    async fn touch(&self, id: &IdHash, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &IdHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let write = Write::Touch {
             id: *id,
             expires_at,
@@ -160,7 +171,7 @@ impl SessionStore for SqliteStore {
         old: &IdHash,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
         users::rekey(
@@ -190,14 +201,14 @@ impl SessionStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl ExpiredDeletion for SqliteStore {
-    async fn delete_expired(&self, now: i64, limit: u32) -> Result<u64, StoreError> {
+    async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // The subquery walks the expires_at index, so a batch costs O(limit), not a table scan.
         let mut writer = self.writer.lock().await;
         let result = sqlx::query(self.table.sql(
             "delete from sessions
              where id_hash in (select id_hash from sessions where expires_at <= ? limit ?)",
         ))
-        .bind(now)
+        .bind(unix_ms(now))
         .bind(i64::from(limit))
         .execute(writer.durable().await?)
         .await?;
@@ -212,7 +223,7 @@ impl UserIndex for SqliteStore {
         old: Option<&IdHash>,
         new: &IdHash,
         record: &Record,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
         users::sign_in(&self.table, writer.durable().await?, old, new, record, now).await
@@ -222,7 +233,7 @@ impl UserIndex for SqliteStore {
         &self,
         user_id: &str,
         current: Option<&IdHash>,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
         let mut reader = self.pool.acquire().await?;
         users::user_sessions(&self.table, &mut reader, user_id, current, now).await
@@ -247,7 +258,10 @@ impl UserIndex for SqliteStore {
 impl WriteBatches for SqliteStore {
     const LOADS_IN_BATCHES: bool = true;
 
-    async fn load_batch(&self, loads: &[(IdHash, i64)]) -> Result<Vec<Option<Record>>, StoreError> {
+    async fn load_batch(
+        &self,
+        loads: &[(IdHash, OffsetDateTime)],
+    ) -> Result<Vec<Option<Record>>, StoreError> {
         let mut reader = self.reader.lock().await;
         load_many(&mut reader, &self.table, loads).await
     }
@@ -329,7 +343,7 @@ impl Writer {
 async fn load_many(
     connection: &mut SqliteConnection,
     table: &Table,
-    batch: &[(IdHash, i64)],
+    batch: &[(IdHash, OffsetDateTime)],
 ) -> Result<Vec<Option<Record>>, StoreError> {
     let Some((last, _)) = batch.last() else {
         return Ok(Vec::new());
@@ -349,7 +363,11 @@ async fn load_many(
     for _ in batch.len()..slots {
         query = query.bind(last.as_bytes());
     }
-    let earliest = batch.iter().map(|(_, now)| *now).min().unwrap_or(0);
+    let earliest = batch
+        .iter()
+        .map(|(_, now)| unix_ms(*now))
+        .min()
+        .unwrap_or(0);
     let rows = query.bind(earliest).fetch_all(connection).await?;
     found_in_order(batch, rows)
 }
@@ -472,12 +490,12 @@ async fn create_many(
                 .bind(id.as_bytes())
                 .bind(encode_data(&record.data)?)
                 .bind(record.version)
-                .bind(record.created_at)
-                .bind(record.expires_at);
+                .bind(unix_ms(record.created_at))
+                .bind(unix_ms(record.expires_at));
             if with_user {
                 let user = UserColumns::of(record);
                 query = query
-                    .bind(record.created_at)
+                    .bind(unix_ms(record.created_at))
                     .bind(user.user_id)
                     .bind(user.handle)
                     .bind(user.signed_in_at)
@@ -514,8 +532,8 @@ async fn save_many(
                 .bind(id.as_bytes())
                 .bind(encode_data(&record.data)?)
                 .bind(record.version)
-                .bind(record.expires_at)
-                .bind(*now);
+                .bind(unix_ms(record.expires_at))
+                .bind(unix_ms(*now));
         }
     }
     returned_ids(query.fetch_all(connection).await?)
@@ -545,7 +563,10 @@ async fn touch_many(
             now,
         } = &batch[index]
         {
-            query = query.bind(id.as_bytes()).bind(*expires_at).bind(*now);
+            query = query
+                .bind(id.as_bytes())
+                .bind(unix_ms(*expires_at))
+                .bind(unix_ms(*now));
         }
     }
     returned_ids(query.fetch_all(connection).await?)
@@ -578,6 +599,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn at(ms: i64) -> OffsetDateTime {
+        crate::store::from_unix_ms(ms)
+    }
     use crate::{Database, DatabaseConfig, SessionData, SessionId};
 
     /// Without the restarting checkpoint the WAL holds every frame since the server started:
@@ -599,8 +624,8 @@ mod tests {
         let record = Record {
             data: SessionData::new(),
             version: 0,
-            created_at: 0,
-            expires_at: i64::MAX,
+            created_at: at(0),
+            expires_at: time::PrimitiveDateTime::MAX.assume_utc(),
             user: None,
         };
         let writer = tokio::spawn({
@@ -620,7 +645,7 @@ mod tests {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let id = SessionId::generate().hash();
-                        store.load(&id, 0).await.expect("load");
+                        store.load(&id, at(0)).await.expect("load");
                     }
                 })
             })
@@ -667,8 +692,8 @@ mod tests {
         let mut record = Record {
             data: SessionData::new(),
             version: 0,
-            created_at: 0,
-            expires_at: 1000,
+            created_at: at(0),
+            expires_at: at(1000),
             user: None,
         };
         assert!(store.create(&id, &record).await.expect("create"));
@@ -678,21 +703,24 @@ mod tests {
             "a create waits for the disk"
         );
 
-        assert!(store.touch(&id, 2000, 10).await.expect("touch"));
+        assert!(store.touch(&id, at(2000), at(10)).await.expect("touch"));
         assert_eq!(writer_synchronous(&store).await, 1, "a touch does not");
 
         record.version = 1;
-        assert!(store.save(&id, &record, 10).await.expect("save"));
+        assert!(store.save(&id, &record, at(10)).await.expect("save"));
         assert_eq!(writer_synchronous(&store).await, 2, "a save does again");
 
-        assert!(store.touch(&id, 3000, 10).await.expect("touch"));
-        store.delete_expired(10, 10).await.expect("purge");
+        assert!(store.touch(&id, at(3000), at(10)).await.expect("touch"));
+        store.delete_expired(at(10), 10).await.expect("purge");
         assert_eq!(writer_synchronous(&store).await, 2, "so does the purge");
 
-        assert!(store.touch(&id, 4000, 10).await.expect("touch"));
+        assert!(store.touch(&id, at(4000), at(10)).await.expect("touch"));
         let new = SessionId::generate().hash();
         record.version = 2;
-        let rekeyed = store.rekey(&id, &new, &record, 10).await.expect("rekey");
+        let rekeyed = store
+            .rekey(&id, &new, &record, at(10))
+            .await
+            .expect("rekey");
         assert_eq!(rekeyed, Rekeyed::Done);
         assert_eq!(writer_synchronous(&store).await, 2, "and a rekey");
     }

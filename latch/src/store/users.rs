@@ -50,10 +50,11 @@ struct DeviceRow {
 impl DeviceRow {
     fn into_device(self) -> Option<crate::user::Device> {
         let signed_in_at = self.signed_in_at.unwrap_or(0);
+        let last_seen = self.last_seen.unwrap_or(signed_in_at);
         Some(crate::user::Device {
             handle: crate::user::Handle::from_slice(&self.handle)?,
-            signed_in_at,
-            last_seen: self.last_seen.unwrap_or(signed_in_at),
+            signed_in_at: super::from_unix_ms(signed_in_at),
+            last_seen: super::from_unix_ms(last_seen),
             client: crate::ClientInfo {
                 user_agent: self.user_agent,
                 address: self.address,
@@ -68,15 +69,16 @@ macro_rules! user_operations {
     ($connection:ty) => {
         use sqlx::Connection as _;
 
-        use super::super::StoreError;
         use super::super::batch::returned_ids;
         use super::super::{
             CREATE_SIGNED_IN, LOCK_USER, REKEY, Record, Rekeyed, UserColumns, encode_data,
             rekey_outcome,
         };
+        use super::super::{StoreError, unix_ms};
         use super::{DeviceRow, sql};
         use crate::user::{Device, Revoke};
         use crate::{IdHash, Table};
+        use time::OffsetDateTime;
 
         /// [`REKEY`]: `epoch` is the auth epoch of a sign-in, `None` for a plain rekey.
         pub(crate) async fn rekey(
@@ -85,7 +87,7 @@ macro_rules! user_operations {
             old: &IdHash,
             new: &IdHash,
             record: &Record,
-            now: i64,
+            now: OffsetDateTime,
             epoch: Option<i64>,
         ) -> Result<Rekeyed, StoreError> {
             let user = UserColumns::of(record);
@@ -93,9 +95,9 @@ macro_rules! user_operations {
                 .bind(new.as_bytes())
                 .bind(encode_data(&record.data)?)
                 .bind(record.version)
-                .bind(record.expires_at)
+                .bind(unix_ms(record.expires_at))
                 .bind(old.as_bytes())
-                .bind(now)
+                .bind(unix_ms(now))
                 .bind(user.user_id)
                 .bind(user.handle)
                 .bind(user.signed_in_at)
@@ -115,7 +117,7 @@ macro_rules! user_operations {
             old: Option<&IdHash>,
             new: &IdHash,
             record: &Record,
-            now: i64,
+            now: OffsetDateTime,
         ) -> Result<Rekeyed, StoreError> {
             let user = UserColumns::of(record);
             let Some(user_id) = user.user_id else {
@@ -135,9 +137,9 @@ macro_rules! user_operations {
                         .bind(new.as_bytes())
                         .bind(encode_data(&record.data)?)
                         .bind(record.version)
-                        .bind(record.expires_at)
-                        .bind(record.created_at)
-                        .bind(now)
+                        .bind(unix_ms(record.expires_at))
+                        .bind(unix_ms(record.created_at))
+                        .bind(unix_ms(now))
                         .bind(user.user_id)
                         .bind(user.handle)
                         .bind(user.signed_in_at)
@@ -167,12 +169,12 @@ macro_rules! user_operations {
             connection: &mut $connection,
             user_id: &str,
             current: Option<&IdHash>,
-            now: i64,
+            now: OffsetDateTime,
         ) -> Result<Vec<Device>, StoreError> {
             let rows: Vec<DeviceRow> = sqlx::query_as(table.sql(sql::SESSIONS))
                 .bind(user_id)
                 .bind(current.map(IdHash::as_bytes))
-                .bind(now)
+                .bind(unix_ms(now))
                 .fetch_all(connection)
                 .await?;
             Ok(rows

@@ -18,14 +18,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::json;
+use time::{Duration, OffsetDateTime};
 
 use crate::{
     ClientInfo, ExpiredDeletion, Handle, IdHash, Record, Rekeyed, Revoke, SessionData, SessionId,
     SessionStore, SignedIn, UserIndex,
 };
 
-/// What [`check`] ran.
+/// What [`check`] ran: assert on it, or a store that forgot to offer its purge or index (a
+/// wrapper that does not hand out its inner store's, say) passes without their checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 #[non_exhaustive]
 pub struct Checked {
     /// How many checks ran (and passed).
@@ -149,10 +152,15 @@ fn expired(store: &dyn SessionStore) -> &dyn ExpiredDeletion {
         .expect("the store offered an expired deletion at the first check, and now it does not")
 }
 
-/// One second, in the stores' milliseconds.
-const SECOND: i64 = 1000;
-/// A fixed "now" far from the edges of `i64`.
-const NOW: i64 = 1_800_000_000_000;
+/// One second.
+const SECOND: Duration = Duration::SECOND;
+/// The smallest step a store keeps.
+const MILLISECOND: Duration = Duration::MILLISECOND;
+/// A fixed "now" (in January 2027), whole to the millisecond as the stores keep times.
+const NOW: OffsetDateTime = match OffsetDateTime::from_unix_timestamp(1_800_000_000) {
+    Ok(now) => now,
+    Err(_) => panic!("a time in range"),
+};
 
 fn data(value: serde_json::Value) -> SessionData {
     match value {
@@ -161,7 +169,7 @@ fn data(value: serde_json::Value) -> SessionData {
     }
 }
 
-fn record(name: &str, version: i64, expires_at: i64) -> Record {
+fn record(name: &str, version: i64, expires_at: OffsetDateTime) -> Record {
     Record {
         data: data(json!({ "name": name })),
         version,
@@ -172,7 +180,7 @@ fn record(name: &str, version: i64, expires_at: i64) -> Record {
 }
 
 /// `record(..)` signed in as `user_id` at `NOW`, with a fresh handle.
-fn signed_in(user_id: &str, name: &str, version: i64, expires_at: i64) -> Record {
+fn signed_in(user_id: &str, name: &str, version: i64, expires_at: OffsetDateTime) -> Record {
     Record {
         user: Some(SignedIn {
             user_id: user_id.to_owned(),
@@ -235,10 +243,16 @@ async fn an_expired_session_is_no_session(store: Arc<dyn SessionStore>) {
             .await
             .expect("create")
     );
-    assert!(store.load(&id, deadline - 1).await.expect("load").is_some());
+    assert!(
+        store
+            .load(&id, deadline - MILLISECOND)
+            .await
+            .expect("load")
+            .is_some()
+    );
     assert_eq!(store.load(&id, deadline).await.expect("load"), None);
     let later = store
-        .load_unconfirmed(&id, deadline + 1)
+        .load_unconfirmed(&id, deadline + MILLISECOND)
         .await
         .expect("load");
     assert_eq!(later, None);

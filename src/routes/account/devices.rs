@@ -121,15 +121,13 @@ pub(super) fn revoke_others_signed_out(
     signed_out_form(form)
 }
 
-/// A Unix-millisecond time as `{"date": "2026-11-30", "time": "21:04 UTC"}`.
-fn utc(ms: i64) -> Value {
-    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
-        Ok(at) => json!({
-            "date": format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day()),
-            "time": format!("{:02}:{:02} UTC", at.hour(), at.minute()),
-        }),
-        Err(_) => json!({ "date": "unknown", "time": "" }),
-    }
+/// A time as `{"date": "2026-11-30", "time": "21:04 UTC"}`.
+fn utc(at: time::OffsetDateTime) -> Value {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    json!({
+        "date": format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day()),
+        "time": format!("{:02}:{:02} UTC", at.hour(), at.minute()),
+    })
 }
 
 fn plural(count: usize, noun: &str) -> String {

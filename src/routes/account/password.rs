@@ -15,7 +15,7 @@ use crate::flash::{self, Kind};
 use crate::routes::pages::refused;
 use crate::signed_in::SignedInUser;
 use crate::templates::Page;
-use latch::{CsrfForm, CsrfFormError, CsrfToken, Database, NoFields, Session, now_ms};
+use latch::{CsrfForm, CsrfFormError, CsrfToken, Database, NoFields, Session};
 
 #[derive(FromForm)]
 pub(super) struct PasswordChange<'r> {
@@ -66,7 +66,10 @@ pub(super) async fn change_password(
         return refuse(Answer::Invalid, &problem).await;
     }
     let budgets = throttle.password_change(account.user_id());
-    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+    let claim = match throttle
+        .claim(database, &budgets, crate::clock::now_ms())
+        .await?
+    {
         Claimed::Granted(claim) => claim,
         Claimed::Refused { retry_after } => {
             let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");

@@ -11,7 +11,7 @@ use crate::accounts::{self, HashSlots, RegisterError, Throttle, Username};
 use crate::error::AppError;
 use crate::routes::pages::refused;
 use crate::templates::Page;
-use latch::{ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, Session, now_ms};
+use latch::{ClientInfo, CsrfForm, CsrfFormError, CsrfToken, Database, Session};
 
 #[get("/register")]
 pub(super) async fn register_form(
@@ -53,7 +53,10 @@ pub(super) async fn register(
         return refuse(problem).await;
     }
     let budgets = throttle.registration(address);
-    let claim = match throttle.claim(database, &budgets, now_ms()).await? {
+    let claim = match throttle
+        .claim(database, &budgets, crate::clock::now_ms())
+        .await?
+    {
         Claimed::Granted(claim) => claim,
         Claimed::Refused { retry_after } => {
             let message = format!(
@@ -80,7 +83,8 @@ pub(super) async fn register(
             return Err(busy.into());
         }
     };
-    let account = match accounts::register(database, &username, &hash, now_ms()).await {
+    let account = match accounts::register(database, &username, &hash, crate::clock::now_ms()).await
+    {
         Ok(account) => account,
         Err(RegisterError::Taken) => return refuse(TAKEN.into()).await,
         Err(RegisterError::Database(error)) => return Err(error.into()),
