@@ -18,7 +18,8 @@ const MAX_BATCH: usize = 256;
 const QUEUE_DEPTH: usize = 4096;
 
 /// One write to the `sessions` table, as [`WriteBatches::write_batch`] takes them. Each has the
-/// meaning of the [`SessionStore`] method of the same name.
+/// meaning of the [`SessionStore`] method of the same name. Deliberately exhaustive: a store
+/// that applies batches must handle every kind of write, and the compiler says so.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// [`SessionStore::create`].

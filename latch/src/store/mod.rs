@@ -61,6 +61,7 @@ pub struct Loaded {
 
 /// What a change of a session's ID did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rekeyed {
     /// The session now lives under the new ID, with the new record.
     Done,
