@@ -16,6 +16,7 @@ use crate::accounts::AccountsConfig;
 /// The walkthrough's top-level keys for latch's settings (and `session`, the table of the rest).
 const SESSION_KEYS: &[&str] = &[
     "database_url",
+    "database_direct_url",
     "database_max_connections",
     "database_timeout",
     "previous_secret_keys",

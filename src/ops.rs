@@ -28,9 +28,10 @@ pub fn load_config() -> Result<latch::Config, OpsError> {
     Ok(config::load(&figment())?)
 }
 
-/// Applies latch's pending migrations and the app's own; returns a line for the operator.
+/// Applies latch's pending migrations and the app's own (past a pooler, through
+/// `database_direct_url`); returns a line for the operator.
 pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
-    let database = Database::connect(&config.database).await?;
+    let database = Database::connect(&config.database.for_migrations()).await?;
     database
         .apply_schema(&config.database.sessions_table()?)
         .await?;

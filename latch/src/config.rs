@@ -158,6 +158,12 @@ pub struct DatabaseConfig {
     /// connection's default (`public`).
     #[serde(default)]
     pub schema: Option<String>,
+    /// `database_direct_url`: on Postgres behind a connection pooler (PgBouncer), a URL that
+    /// reaches the database directly, for what a pooler cannot carry: latch's migrations (an
+    /// advisory lock held for the session) and the listener that keeps the cache in step
+    /// (`LISTEN`). Unset, both use `database_url`.
+    #[serde(rename = "database_direct_url", default)]
+    pub direct_url: Option<String>,
 }
 
 impl Default for DatabaseConfig {
@@ -168,6 +174,7 @@ impl Default for DatabaseConfig {
             timeout: default_database_timeout(),
             table: default_table(),
             schema: None,
+            direct_url: None,
         }
     }
 }
@@ -196,6 +203,7 @@ impl DatabaseConfig {
         "database_timeout",
         "table",
         "schema",
+        "database_direct_url",
     ];
 
     /// Reads the `database_*` keys at the top of `figment` (defaults where absent; other keys
@@ -237,6 +245,17 @@ impl DatabaseConfig {
             " connections",
         )?;
         check_range("database_timeout", self.timeout, 1, 3600, " seconds")?;
+        if let Some(direct) = &self.direct_url {
+            let direct_scheme = direct.split_once(':').map_or("", |(scheme, _)| scheme);
+            let postgres = |scheme: &str| matches!(scheme, "postgres" | "postgresql");
+            if !postgres(scheme) || !postgres(direct_scheme) {
+                return Err(ConfigError::new(
+                    "database_direct_url",
+                    "is for Postgres behind a pooler: both it and `database_url` must start \
+                     with `postgres:`",
+                ));
+            }
+        }
         if self.schema.is_some() && scheme == "sqlite" {
             return Err(ConfigError::new(
                 "schema",
@@ -244,6 +263,17 @@ impl DatabaseConfig {
             ));
         }
         self.sessions_table().map(drop)
+    }
+
+    /// The same database, reached as migrations need it: through `database_direct_url` when
+    /// it is set.
+    #[must_use]
+    pub fn for_migrations(&self) -> Self {
+        Self {
+            url: self.direct_url.clone().unwrap_or_else(|| self.url.clone()),
+            direct_url: None,
+            ..self.clone()
+        }
     }
 
     /// The sessions table `table` and `schema` name.

@@ -210,6 +210,22 @@ impl Database {
         table: &Table,
         config: &SessionConfig,
     ) -> Result<Arc<dyn SessionStore>, SetupError> {
+        self.store_on(table, config, None).await
+    }
+
+    /// [`session_store`](Self::session_store); on Postgres with `direct`, a pool that reaches
+    /// the database past the pooler this one goes through (see
+    /// [`PostgresStore::open_behind_pooler`]).
+    async fn store_on(
+        &self,
+        table: &Table,
+        config: &SessionConfig,
+        #[cfg_attr(
+            not(feature = "postgres"),
+            expect(unused_variables, reason = "Postgres only")
+        )]
+        direct: Option<Pool>,
+    ) -> Result<Arc<dyn SessionStore>, SetupError> {
         let capacity = config.cache_capacity;
         Ok(match self {
             #[cfg(feature = "sqlite")]
@@ -225,9 +241,14 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                let store = PostgresStore::open_table(pool.clone(), table.clone())
-                    .await?
-                    .batched();
+                let store = match direct {
+                    Some(direct) => {
+                        PostgresStore::open_behind_pooler(pool.clone(), direct, table.clone())
+                            .await?
+                    }
+                    None => PostgresStore::open_table(pool.clone(), table.clone()).await?,
+                }
+                .batched();
                 if capacity == 0 || !config.postgres_cache {
                     Arc::new(store)
                 } else {
@@ -279,6 +300,35 @@ impl Database {
     }
 }
 
+/// A pool that reaches the database past a pooler (only Postgres has them).
+#[cfg(feature = "postgres")]
+type Pool = PgPool;
+#[cfg(not(feature = "postgres"))]
+type Pool = std::convert::Infallible;
+
+/// The pool a store's migrations and listener use when `database_direct_url` is set: the
+/// database itself, past the pooler `database_url` goes through. Two connections at most: the
+/// migrations', then the listener's.
+#[cfg(feature = "postgres")]
+async fn direct_pool(config: &DatabaseConfig) -> Result<Option<PgPool>, SetupError> {
+    let Some(url) = &config.direct_url else {
+        return Ok(None);
+    };
+    let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(config.timeout))
+        .connect_with(options)
+        .await
+        .map_err(SetupError::Connect)?;
+    Ok(Some(pool))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn direct_pool(_: &DatabaseConfig) -> Result<Option<Pool>, SetupError> {
+    Ok(None)
+}
+
 /// A SQLite database for the log: its file, or that it lives in memory.
 #[cfg(feature = "sqlite")]
 fn describe_sqlite(options: &SqliteConnectOptions) -> String {
@@ -313,7 +363,8 @@ fn describe_postgres(options: &PgConnectOptions) -> String {
 pub async fn open(config: Config) -> Result<(Database, SessionManager), SetupError> {
     let table = config.database.sessions_table()?;
     let database = Database::connect(&config.database).await?;
-    let store = database.session_store(&table, &config.session).await?;
+    let direct = direct_pool(&config.database).await?;
+    let store = database.store_on(&table, &config.session, direct).await?;
     log::info!(
         "latch: sessions in {}, table `{table}`",
         database.describe()

@@ -21,6 +21,7 @@ mod launch;
 mod notify;
 mod outage;
 mod pages;
+mod pooler;
 mod purge;
 mod server;
 mod session_api;

@@ -37,6 +37,9 @@ pub struct PostgresStore {
     instance: String,
     reader: Mutex<Dedicated>,
     writer: Mutex<Dedicated>,
+    /// Where the change listener connects: the database itself, when `pool` goes through a
+    /// pooler (see [`open_behind_pooler`](Self::open_behind_pooler)).
+    direct: Option<PgPool>,
 }
 
 impl PostgresStore {
@@ -60,7 +63,32 @@ impl PostgresStore {
     /// As [`open`](Self::open), and [`SetupError::TableTaken`] when a table of that name
     /// exists and is not latch's.
     pub async fn open_table(pool: PgPool, table: Table) -> Result<Self, SetupError> {
-        schema::apply_postgres(&pool, &table).await?;
+        Self::open_on(pool, None, table).await
+    }
+
+    /// [`open_table`](Self::open_table) for a `pool` that reaches the database through a
+    /// connection pooler (PgBouncer): latch's migrations (which hold an advisory lock for the
+    /// session) and the cache's change listener (`LISTEN`, which needs a session of its own)
+    /// go through `direct`, a pool that reaches the database itself; everything else through
+    /// `pool`. `direct` keeps one connection open while the listener runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_table`](Self::open_table).
+    pub async fn open_behind_pooler(
+        pool: PgPool,
+        direct: PgPool,
+        table: Table,
+    ) -> Result<Self, SetupError> {
+        Self::open_on(pool, Some(direct), table).await
+    }
+
+    async fn open_on(
+        pool: PgPool,
+        direct: Option<PgPool>,
+        table: Table,
+    ) -> Result<Self, SetupError> {
+        schema::apply_postgres(direct.as_ref().unwrap_or(&pool), &table).await?;
         let instance = listen::instance_name();
         let options = pool
             .connect_options()
@@ -74,6 +102,7 @@ impl PostgresStore {
             instance,
             reader: Mutex::new(Dedicated::new(options.clone(), timeout)),
             writer: Mutex::new(Dedicated::new(options, timeout)),
+            direct,
         })
     }
 
@@ -109,8 +138,9 @@ impl Batched<PostgresStore> {
     /// Start it inside a Tokio runtime (Rocket's is one): the listener is a task there.
     pub fn cached(self, capacity: usize) -> CachedStore<Self> {
         let (barrier, barriers) = cached::barrier();
-        let pool = self.inner().pool.clone();
-        let instance = self.inner().instance.clone();
+        let inner = self.inner();
+        let pool = inner.direct.clone().unwrap_or_else(|| inner.pool.clone());
+        let instance = inner.instance.clone();
         let channel = self.inner().table.channel();
         let cached = CachedStore::distrusted(self, capacity).with_barrier(barrier);
         listen::spawn(pool, &cached, channel, instance, barriers);

@@ -1,0 +1,223 @@
+//! latch behind a real PgBouncer (Debian's package), started here as the `postgres` user in a
+//! temporary folder on a free port: in session mode the walkthrough works as it does on a
+//! direct connection, and with `database_direct_url` its migrations and its change listener
+//! reach the database past the pooler. Skipped when `pgbouncer` is not installed, unless
+//! `LATCH_REQUIRE_POOLER=1` (CI) makes that a failure.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Backend, COOKIE, TestDb};
+use crate::server::{Server, free_port, http_client, logout, session_cookie};
+
+const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
+const REQUIRE_POOLER_VAR: &str = "LATCH_REQUIRE_POOLER";
+
+/// A PgBouncer in front of the local Postgres, stopped when dropped.
+struct PgBouncer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// PgBouncer in `pool_mode` (`session` or `transaction`), or `None` when it is not
+    /// installed (and not required).
+    fn start(pool_mode: &str) -> Option<Self> {
+        if !std::path::Path::new(PGBOUNCER).exists() {
+            assert!(
+                std::env::var(REQUIRE_POOLER_VAR).as_deref() != Ok("1"),
+                "{REQUIRE_POOLER_VAR}=1 but {PGBOUNCER} is not installed"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let port = free_port();
+        let config = format!(
+            "[databases]\n\
+             * = host=127.0.0.1 port=5432\n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir =\n\
+             auth_type = trust\n\
+             auth_file = {users}\n\
+             pool_mode = {pool_mode}\n\
+             max_client_conn = 500\n\
+             default_pool_size = 40\n\
+             ignore_startup_parameters = extra_float_digits,options\n\
+             logfile = {log}\n",
+            users = dir.path().join("users.txt").display(),
+            log = dir.path().join("pgbouncer.log").display(),
+        );
+        std::fs::write(
+            dir.path().join("users.txt"),
+            "\"postgres\" \"\"\n\"root\" \"\"\n",
+        )
+        .expect("the user list");
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(&ini, config).expect("the configuration");
+        // PgBouncer refuses to run as root: it runs as `postgres`, which must read the folder
+        // and write its log there.
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown the pgbouncer folder");
+        // setpriv runs PgBouncer itself (no shell in between), so dropping the child stops it.
+        let child = Command::new("setpriv")
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(PGBOUNCER)
+            .arg(&ini)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        let bouncer = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(bouncer)
+    }
+
+    /// `database_url` for the same database as `direct`, through this pooler.
+    fn url_for(&self, direct: &str) -> String {
+        let (_, database) = direct.rsplit_once('/').expect("a URL with a database");
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same database as `direct`, reached directly as the role `root`: what the walkthrough's
+/// `database_direct_url` names here, so its connections are told apart from the pooled ones
+/// (the role `postgres`).
+fn direct_as_root(direct: &str) -> String {
+    let (_, database) = direct.rsplit_once('/').expect("a URL with a database");
+    format!("postgres://root@127.0.0.1:5432/{database}")
+}
+
+/// Two instances through the pooler share a session: set on A, seen on B, logged out on B
+/// and dead on A at once (A's cache heard of the logout).
+async fn two_instances_share_a_session_through(a: &Server, b: &Server) {
+    let http = http_client();
+    let set = http
+        .get(a.url("/user/Ada"))
+        .send()
+        .await
+        .expect("GET /user/Ada on A");
+    assert_eq!(set.status(), 200);
+    let cookie = session_cookie(&set).expect("a session cookie");
+    let user_page = |url: String| {
+        let request = http
+            .get(url)
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+        async move {
+            request
+                .send()
+                .await
+                .expect("GET /user")
+                .text()
+                .await
+                .expect("a body")
+        }
+    };
+
+    // A reads it first, so its cache holds it when B logs it out.
+    let on_a = user_page(a.url("/user")).await;
+    let on_b = user_page(b.url("/user")).await;
+    let (status, body) = logout(&http, &b.url(""), &cookie).await;
+    let on_a_after = user_page(a.url("/user")).await;
+
+    assert!(on_a.contains("<h1>Ada</h1>"), "{on_a}");
+    assert!(on_b.contains("<h1>Ada</h1>"), "{on_b}");
+    assert!(status < 400, "logout on B: {status} {body}");
+    assert!(
+        on_a_after.contains("user logged out!"),
+        "A still serves the logged-out session: {on_a_after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_session_mode_two_instances_work_as_on_a_direct_connection() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let Some(bouncer) = PgBouncer::start("session") else {
+        return;
+    };
+    let pooled = bouncer.url_for(db.url());
+    let a = Server::start(&pooled, &[]);
+    let b = Server::start(&pooled, &[]);
+
+    two_instances_share_a_session_through(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_url_carries_the_migrations_and_the_listener_past_the_pooler() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let Some(bouncer) = PgBouncer::start("session") else {
+        return;
+    };
+    let pooled = bouncer.url_for(db.url());
+    let direct = direct_as_root(db.url());
+    let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
+    let a = Server::start(&pooled, &env);
+    let b = Server::start(&pooled, &env);
+
+    two_instances_share_a_session_through(&a, &b).await;
+
+    // Only the direct URL connects as `root`: latch's tables were made through it, and each
+    // instance listens for changes on it (the listener's last statement is its `LISTEN`, or
+    // the `select 1` it pings with).
+    let owner = db
+        .query_text("select tableowner from pg_tables where tablename = 'sessions'")
+        .await;
+    assert_eq!(owner, "root", "the migrations ran past the pooler");
+    let listening = db
+        .query_text(
+            "select count(*)::text from pg_stat_activity \
+             where usename = 'root' and datname = current_database() \
+             and (query ilike 'listen%' or query = 'select 1')",
+        )
+        .await;
+    assert_eq!(listening, "2", "each instance listens past the pooler");
+}
+
+#[test]
+fn a_direct_url_for_sqlite_is_one_clear_error_line() {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latch"));
+    let output = command
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("ROCKET_DATABASE_DIRECT_URL", "postgres://root@127.0.0.1/x")
+        .arg("sessions")
+        .arg("stats")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("error:") && line.contains("database_direct_url")),
+        "{stderr}"
+    );
+}
