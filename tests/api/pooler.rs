@@ -221,3 +221,52 @@ fn a_direct_url_for_sqlite_is_one_clear_error_line() {
         "{stderr}"
     );
 }
+
+/// 24 counter hits on one session, released together and split between two instances behind
+/// the pooler (with the direct URL): every hit counts, none is lost to another's write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_across_two_instances_behind_the_pooler_counts_every_hit() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let Some(bouncer) = PgBouncer::start("session") else {
+        return;
+    };
+    let pooled = bouncer.url_for(db.url());
+    let direct = direct_as_root(db.url());
+    let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
+    let a = Server::start(&pooled, &env);
+    let b = Server::start(&pooled, &env);
+    let http = http_client();
+    let first = http.get(a.url("/")).send().await.expect("GET / on A");
+    let cookie = session_cookie(&first).expect("a session cookie");
+
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(24));
+    let hits = (0..24).map(|i| {
+        let url = if i % 2 == 0 { a.url("/") } else { b.url("/") };
+        let request = http
+            .get(url)
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+        let start = std::sync::Arc::clone(&start);
+        async move {
+            start.wait().await;
+            request.send().await.expect("GET /").status().as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(hits).await;
+    let last = http
+        .get(b.url("/"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .expect("GET / on B")
+        .text()
+        .await
+        .expect("a body");
+
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    assert!(
+        last.contains("You visited this page 26 times"),
+        "hits were lost: {last}"
+    );
+}
