@@ -41,8 +41,9 @@ wal_retrieve_retry_interval = '200ms'
 ";
 
 /// The monitor's timings (defaults in parentheses): it acts on a dead primary within about 3 s
-/// instead of 50 s. A node is failed over only when its keeper stopped reporting *and* the
-/// monitor cannot connect to its Postgres, so a slow machine does not cause a false failover.
+/// instead of 50 s. It takes a node for dead when the node's keeper has been silent *and* its
+/// own health checks cannot connect (or when the keeper says Postgres is down), so a slow
+/// machine that delays one of the two does not cause a false failover.
 const MONITOR_SETTINGS: &str = "\
 # How often the monitor connects to each node (5 s), how long a connection may take (5 s),
 # and how many more times, how far apart, it tries before it marks the node unhealthy (2, 2 s).
@@ -395,7 +396,7 @@ impl Formation {
 
     /// Runs `command` (its output in the log `log_name`) in a process group of its own until
     /// it exits, and fails with the end of its log unless it succeeded in time. Whatever it
-    /// left running (a `create` that failed half-way leaves a Postgres) is killed.
+    /// left running (a `create` that failed half-way may leave its Postgres) is killed.
     async fn run_to_completion(&self, mut command: Command, log_name: &str, timeout: Duration) {
         let mut child = command
             .process_group(0)
@@ -486,7 +487,8 @@ impl Formation {
 
 impl Drop for Formation {
     /// SIGTERM to every `pg_autoctl run` (each stops its Postgres, fast, then exits), then
-    /// SIGKILL to each process group, for whatever did not stop in time.
+    /// SIGKILL to each process group, for whatever did not stop in time or was left behind.
+    /// The folder goes after this, with the data.
     fn drop(&mut self) {
         let members = self.nodes.iter_mut().chain([&mut self.monitor]);
         let mut runs: Vec<Child> = members.filter_map(|member| member.run.take()).collect();
@@ -626,15 +628,23 @@ async fn a_write_before_a_failover_is_on_the_new_primary() {
     write_mark_synchronously(old, &database, "before the failover").await;
     let mut on_old = connect(&node_url(old, &database)).await;
 
+    // Watched while the command runs: the new primary takes writes before the command returns,
+    // which waits for the old primary to follow it.
     let failover = Instant::now();
-    formation.perform_failover().await;
-    let command_took = failover.elapsed();
-    let new = formation
-        .wait_for_primary_change(old, FAILOVER_TIMEOUT)
-        .await;
-    eprintln!(
-        "perform failover returned in {command_took:?}, node on {new} primary after {:?}",
+    let command = async {
+        formation.perform_failover().await;
         failover.elapsed()
+    };
+    let promotion = async {
+        let new = formation
+            .wait_for_primary_change(old, FAILOVER_TIMEOUT)
+            .await;
+        (new, failover.elapsed())
+    };
+    let (command_took, (new, promoted_after)) = tokio::join!(command, promotion);
+    eprintln!(
+        "perform failover: node on {new} takes writes after {promoted_after:?}, \
+         the command returned after {command_took:?}"
     );
 
     let mut on_new = connect(&node_url(new, &database)).await;
