@@ -157,8 +157,8 @@ enum Switch {
 #[derive(Debug)]
 struct Outage {
     /// From the switch's start until the last visitor to fail was answered 200 again (zero
-    /// if none failed).
-    back_after: Duration,
+    /// if none failed, `None` if one never was).
+    back_after: Option<Duration>,
     /// Answers that were not 200 (all 503s, or the test failed).
     not_ok: BTreeMap<u16, usize>,
     answered: usize,
@@ -247,7 +247,8 @@ async fn switch_under_load(
     }
 
     let mut not_ok = BTreeMap::new();
-    let mut back_at = started;
+    // `None` once a visitor's last answer was a failure: service never came back for it.
+    let mut back_at = Some(started);
     let mut answered = 0;
     for visits in &all {
         answered += visits.answers.len();
@@ -263,13 +264,13 @@ async fn switch_under_load(
             .filter(|(_, status)| *status != 200)
             .map(|(at, _)| *at)
             .max();
-        if let Some(failed_at) = last_failure
-            && let Some((at, _)) = visits
+        if let Some(failed_at) = last_failure {
+            let back = visits
                 .answers
                 .iter()
                 .find(|(at, status)| *at > failed_at && *status == 200)
-        {
-            back_at = back_at.max(*at);
+                .map(|(at, _)| *at);
+            back_at = back_at.zip(back).map(|(latest, back)| latest.max(back));
         }
         assert!(
             visits.transport_errors.is_empty(),
@@ -278,7 +279,7 @@ async fn switch_under_load(
         );
     }
     let outage = Outage {
-        back_after: back_at - started,
+        back_after: back_at.map(|at| at - started),
         not_ok,
         answered,
     };
