@@ -14,8 +14,8 @@ use latch::{ConfigError, SetupError};
 
 use crate::error::error_chain;
 
-use crate::config;
 use crate::secret::{self, SecretKeyError};
+use crate::{accounts, config};
 
 /// Why the server did not start, or did not stop cleanly; `main` prints it on one line.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +95,11 @@ pub async fn serve(figment: Figment) -> Result<(), LaunchError> {
     let rocket = crate::rocket(figment);
     // Opened here rather than by the `Latch` fairing (which keeps what it finds managed), so a
     // database that does not answer is this function's one-line error.
+    let database_config = config.database.clone();
     let (database, manager) = latch::open(config).await?;
-    crate::accounts::schema::apply(&database)
+    // Past the pooler when there is one: sqlx's migrator holds a lock for its session.
+    let migrations = accounts::migrations_database(&database_config, &database).await?;
+    accounts::schema::apply(&migrations)
         .await
         .map_err(LaunchError::Tables)?;
     let launched = rocket.manage(database).manage(manager).launch().await;

@@ -42,7 +42,8 @@ pub async fn migrate(config: &latch::Config) -> Result<String, OpsError> {
 
 /// One purge pass over expired sessions, as the background task runs it.
 pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
-    let database = Database::connect(&config.database).await?;
+    // Past the pooler, when there is one: the store checks it has a session of its own.
+    let database = Database::connect(&config.database.for_migrations()).await?;
     let store = database
         .session_store(&config.database.sessions_table()?, &uncached())
         .await?;
@@ -61,7 +62,7 @@ pub async fn purge(config: &latch::Config) -> Result<String, OpsError> {
 
 /// Counts of live and expired sessions, and the age of the oldest live one.
 pub async fn stats(config: &latch::Config) -> Result<String, OpsError> {
-    let database = Database::connect(&config.database).await?;
+    let database = Database::connect(&config.database.for_migrations()).await?;
     let table = config.database.sessions_table()?;
     database.apply_schema(&table).await?;
     let now = OffsetDateTime::now_utc();

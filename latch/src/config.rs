@@ -265,8 +265,8 @@ impl DatabaseConfig {
         self.sessions_table().map(drop)
     }
 
-    /// The same database, reached as migrations need it: through `database_direct_url` when
-    /// it is set.
+    /// The same database, reached as migrations (and one-off operator commands) need it:
+    /// through `database_direct_url` when it is set.
     #[must_use]
     pub fn for_migrations(&self) -> Self {
         Self {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
+use crate::hosts::{Hosts, watched_pool};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{
@@ -53,6 +55,15 @@ pub enum SetupError {
     /// The store could not start (its writer's connection, say).
     #[error("could not open the session store")]
     Store(#[source] StoreError),
+    /// The URL of this setting leads to a transaction pooler: a notification sent to a
+    /// `LISTEN` there never arrived, so neither the cache's listener nor latch's migrations
+    /// can work through it.
+    #[error(
+        "`{0}` does not keep one Postgres session from one statement to the next (a \
+         transaction pooler, such as PgBouncer in transaction mode?): set \
+         `database_direct_url` to a URL that reaches Postgres itself"
+    )]
+    NoSession(&'static str),
 }
 
 impl From<sqlx::migrate::MigrateError> for SetupError {
@@ -133,13 +144,7 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
-                let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(config.max_connections)
-                    .acquire_timeout(timeout)
-                    .connect_with(options)
-                    .await
-                    .map_err(SetupError::Connect)?;
+                let pool = postgres_pool(url, config.max_connections, timeout).await?;
                 Ok(Self::Postgres(pool))
             }
             other => Err(SetupError::UnsupportedScheme(other.to_owned())),
@@ -192,8 +197,9 @@ impl Database {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+            // A simple query: nothing prepared, which any pooler carries.
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => sqlx::query("select 1").execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::raw_sql("select 1").execute(pool).await.map(drop),
         }
     }
 
@@ -286,10 +292,15 @@ impl Database {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                sqlx::query_as(table.sql(STATS))
+                // Unnamed, in a transaction of its own: safe through a transaction pooler.
+                let mut transaction = pool.begin().await?;
+                let stats = sqlx::query_as(table.sql(STATS))
                     .bind(unix_ms(now))
-                    .fetch_one(pool)
-                    .await?
+                    .persistent(false)
+                    .fetch_one(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                stats
             }
         };
         Ok(StoreStats {
@@ -314,14 +325,32 @@ async fn direct_pool(config: &DatabaseConfig) -> Result<Option<PgPool>, SetupErr
     let Some(url) = &config.direct_url else {
         return Ok(None);
     };
-    let options = PgConnectOptions::from_str(url).map_err(SetupError::InvalidUrl)?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(config.timeout))
-        .connect_with(options)
-        .await
-        .map_err(SetupError::Connect)?;
+    let pool = postgres_pool(url, 2, Duration::from_secs(config.timeout)).await?;
     Ok(Some(pool))
+}
+
+/// A pool of up to `max_connections` on the Postgres `url`: one server as sqlx connects to
+/// it, or, for several (libpq's `host1:port1,host2:port2` form) or with
+/// `target_session_attrs=read-write`, on the primary, followed through failovers (see
+/// [`hosts`](crate::hosts)).
+#[cfg(feature = "postgres")]
+async fn postgres_pool(
+    url: &str,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<PgPool, SetupError> {
+    let hosts = Hosts::parse(url).map_err(SetupError::InvalidUrl)?;
+    if hosts.need_watching() {
+        return watched_pool(hosts, max_connections, timeout)
+            .await
+            .map_err(SetupError::Connect);
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(timeout)
+        .connect_with(hosts.first().clone())
+        .await
+        .map_err(SetupError::Connect)
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -13,6 +13,8 @@ mod error;
 mod fairing;
 mod form;
 mod guard;
+#[cfg(feature = "postgres")]
+mod hosts;
 mod id;
 pub mod inspect;
 mod manager;

@@ -32,11 +32,22 @@ pub fn stage() -> AdHoc {
             log::error!("the accounts step needs the database latch opens");
             return Err(rocket);
         };
-        if let Err(error) = schema::apply(database).await {
+        let reached = match crate::config::load(rocket.figment()) {
+            Ok(config) => migrations_database(&config.database, database).await,
+            Err(error) => Err(error.into()),
+        };
+        let migrations = match reached {
+            Ok(migrations) => migrations,
+            Err(error) => {
+                log::error!("could not reach the database for the walkthrough's tables: {error}");
+                return Err(rocket);
+            }
+        };
+        if let Err(error) = schema::apply(&migrations).await {
             log::error!("could not create the walkthrough's tables: {error}");
             return Err(rocket);
         }
-        if let Err(error) = backfill(database).await {
+        if let Err(error) = backfill(&migrations).await {
             log::error!("could not update the walkthrough's accounts: {error}");
             return Err(rocket);
         }
@@ -54,13 +65,43 @@ pub fn stage() -> AdHoc {
     })
 }
 
+/// Where the app's migrations run: the database latch opened, or, with `database_direct_url`
+/// set, a connection past the pooler (sqlx's migrator holds an advisory lock for its session,
+/// which a transaction pooler would strand on a server connection others then use).
+///
+/// # Errors
+///
+/// [`latch::SetupError`] when the direct URL does not connect.
+pub async fn migrations_database(
+    config: &latch::DatabaseConfig,
+    database: &Database,
+) -> Result<Database, latch::SetupError> {
+    if config.direct_url.is_none() {
+        return Ok(database.clone());
+    }
+    Database::connect(&config.for_migrations()).await
+}
+
 /// Runs `$body` with `$pool` bound to whichever pool `$database` holds: the same SQL serves
 /// both backends (`$n` is a numbered parameter in SQLite too).
+///
+/// On Postgres `$pool` is a transaction of its own, and the statements in `$body` are unnamed
+/// (`persistent(false)`): `database_url` may lead to a transaction pooler (PgBouncer in
+/// transaction mode), which hands each transaction whichever server connection is free, so a
+/// named statement, or one parsed and executed in two exchanges outside a transaction, could
+/// meet another connection. Accounts are read at sign-in and registration only: the extra
+/// round trips are nothing beside a password hash.
 macro_rules! with_pool {
     ($database:expr, $pool:ident => $body:expr) => {
         match $database {
             latch::Database::Sqlite($pool) => $body,
-            latch::Database::Postgres($pool) => $body,
+            latch::Database::Postgres(pool) => {
+                let mut transaction = pool.begin().await?;
+                let $pool = &mut *transaction;
+                let outcome = $body;
+                transaction.commit().await?;
+                outcome
+            }
         }
     };
 }
@@ -115,6 +156,7 @@ pub async fn is_taken(database: &Database, username: &Username) -> Result<bool, 
         sqlx::query_scalar(TAKEN)
             .bind(username.key())
             .bind(username.skeleton())
+            .persistent(false)
             .fetch_one(pool)
             .await?
     });
@@ -148,6 +190,7 @@ pub async fn register(
             .bind(username.skeleton())
             .bind(password_hash)
             .bind(now)
+            .persistent(false)
             .fetch_optional(pool)
             .await?
     });
@@ -162,7 +205,7 @@ pub async fn register(
 pub async fn delete(database: &Database, id: i64) -> Result<(), sqlx::Error> {
     const DELETE: &str = "delete from accounts where id = $1";
     with_pool!(database, pool => {
-        sqlx::query(DELETE).bind(id).execute(pool).await?;
+        sqlx::query(DELETE).bind(id).persistent(false).execute(pool).await?;
     });
     Ok(())
 }
@@ -179,7 +222,7 @@ pub async fn find_by_username(
     const FIND: &str = "
         select id, public_id, username, password_hash from accounts where username_key = $1";
     with_pool!(database, pool => {
-        sqlx::query_as(FIND).bind(username.key()).fetch_optional(pool).await
+        sqlx::query_as(FIND).bind(username.key()).persistent(false).fetch_optional(pool).await
     })
 }
 
@@ -194,7 +237,7 @@ pub async fn find_by_public_id(
 ) -> Result<Option<Account>, sqlx::Error> {
     const FIND: &str = "
         select id, public_id, username, password_hash from accounts where public_id = $1";
-    with_pool!(database, pool => sqlx::query_as(FIND).bind(public_id).fetch_optional(pool).await)
+    with_pool!(database, pool => sqlx::query_as(FIND).bind(public_id).persistent(false).fetch_optional(pool).await)
 }
 
 /// The account's password hash now, if the account still exists.
@@ -204,7 +247,7 @@ pub async fn find_by_public_id(
 /// The database's error.
 pub async fn password_hash(database: &Database, id: i64) -> Result<Option<String>, sqlx::Error> {
     const HASH: &str = "select password_hash from accounts where id = $1";
-    with_pool!(database, pool => sqlx::query_scalar(HASH).bind(id).fetch_optional(pool).await)
+    with_pool!(database, pool => sqlx::query_scalar(HASH).bind(id).persistent(false).fetch_optional(pool).await)
 }
 
 /// Replaces the account's password hash if it is still `verified` (the one whose password was
@@ -223,7 +266,7 @@ pub async fn replace_password_hash(
     const UPDATE: &str =
         "update accounts set password_hash = $3 where id = $1 and password_hash = $2";
     let replaced = with_pool!(database, pool => {
-        sqlx::query(UPDATE).bind(id).bind(verified).bind(new).execute(pool).await?.rows_affected()
+        sqlx::query(UPDATE).bind(id).bind(verified).bind(new).persistent(false).execute(pool).await?.rows_affected()
     });
     Ok(replaced == 1)
 }
@@ -241,8 +284,7 @@ pub async fn backfill(database: &Database) -> Result<(), sqlx::Error> {
         update accounts set public_id = coalesce(public_id, $2), username_key = $3,
             username_skeleton = $4
         where id = $1";
-    let pending: Vec<(i64, String)> =
-        with_pool!(database, pool => sqlx::query_as(PENDING).fetch_all(pool).await?);
+    let pending: Vec<(i64, String)> = with_pool!(database, pool => sqlx::query_as(PENDING).persistent(false).fetch_all(pool).await?);
     for (id, typed) in pending {
         let Ok(username) = Username::parse(&typed) else {
             log::warn!("account {id}: its username breaks today's rules; left as it is");
@@ -254,6 +296,7 @@ pub async fn backfill(database: &Database) -> Result<(), sqlx::Error> {
                 .bind(new_public_id())
                 .bind(username.key())
                 .bind(username.skeleton())
+                .persistent(false)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())

@@ -133,6 +133,7 @@ impl Throttle {
                         .bind(&budget.scope)
                         .bind(since)
                         .bind(i64::from(budget.limit) - 1)
+                        .persistent(false)
                         .fetch_optional(&mut *$transaction)
                         .await?;
                     if let Some(at) = nth {
@@ -150,11 +151,13 @@ impl Throttle {
                         .bind(&budget.scope)
                         .bind(now)
                         .bind(id)
+                        .persistent(false)
                         .execute(&mut *$transaction)
                         .await?;
                 }
                 sqlx::query(FORGET)
                     .bind(since)
+                    .persistent(false)
                     .execute(&mut *$transaction)
                     .await?;
                 $transaction.commit().await?;
@@ -173,6 +176,7 @@ impl Throttle {
                     sqlx::query(LOCK_SCOPE)
                         .bind(LOCK_CLASS)
                         .bind(&budget.scope)
+                        .persistent(false)
                         .execute(&mut *transaction)
                         .await?;
                 }
@@ -190,7 +194,7 @@ impl Throttle {
     pub async fn release(&self, database: &Database, claim: Claim) -> Result<(), sqlx::Error> {
         const RELEASE: &str = "delete from throttled_attempts where claim = $1";
         super::with_pool!(database, pool => {
-            sqlx::query(RELEASE).bind(claim.id).execute(pool).await?;
+            sqlx::query(RELEASE).bind(claim.id).persistent(false).execute(pool).await?;
         });
         Ok(())
     }
@@ -222,6 +226,7 @@ impl Throttle {
             sqlx::query(FORGIVE)
                 .bind(&scope)
                 .bind(settled_before)
+                .persistent(false)
                 .execute(pool)
                 .await?;
         });

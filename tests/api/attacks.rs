@@ -19,25 +19,25 @@ backend_tests!(
     a_password_change_raced_by_sign_ins_with_the_old_password_leaves_it_dead,
 );
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "battery staple horse";
 
 /// One browser against a real server: a cookie jar of its own.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: Mutex<BTreeMap<String, String>>,
 }
 
 /// A response's status, `Retry-After` and body.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     retry_after: Option<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             http: http_client(),
             cookies: Mutex::new(BTreeMap::new()),
@@ -94,7 +94,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, url: String) -> Answer {
+    pub(crate) async fn get(&self, url: String) -> Answer {
         self.send(self.http.get(url)).await
     }
 
@@ -117,7 +117,12 @@ impl Browser {
 
     /// Fills in and posts the form at `path` on `server`.
     /// A form page that is not a form (a 409 when the session ended under it) is the answer.
-    async fn submit(&self, server: &Server, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn submit(
+        &self,
+        server: &Server,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Answer {
         let page = self.get(server.url(path)).await;
         if page.status != 200 {
             return page;
@@ -129,14 +134,14 @@ impl Browser {
     }
 
     /// Signs in from this browser.
-    async fn sign_in(&self, server: &Server, username: &str, password: &str) -> Answer {
+    pub(crate) async fn sign_in(&self, server: &Server, username: &str, password: &str) -> Answer {
         let fields = [("username", username), ("password", password)];
         self.submit(server, "/account/login", &fields).await
     }
 
     /// Whether this browser's session is signed in (the device list answers instead of
     /// sending it to sign in).
-    async fn is_signed_in(&self, server: &Server) -> bool {
+    pub(crate) async fn is_signed_in(&self, server: &Server) -> bool {
         self.get(server.url("/account/sessions")).await.status == 200
     }
 }
@@ -189,7 +194,7 @@ fn statuses(answers: &[Answer]) -> BTreeMap<u16, usize> {
 }
 
 /// Registers `username` from a browser of its own, which stays signed in.
-async fn registered(server: &Server, username: &str) -> Browser {
+pub(crate) async fn registered(server: &Server, username: &str) -> Browser {
     let owner = Browser::new();
     let answer = owner
         .submit(

@@ -30,7 +30,7 @@ const LOOPS: usize = 16;
 
 /// `latch` as every test here runs it: from `cwd`, on `database_url`, on 127.0.0.1:`port`, with
 /// the test key and quiet, plain logs, and none of the test runner's own `ROCKET_*` settings.
-fn latch(cwd: &Path, database_url: &str, port: u16) -> Command {
+pub(crate) fn latch(cwd: &Path, database_url: &str, port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_latch"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ROCKET_") {
@@ -181,7 +181,7 @@ impl Drop for Process {
 /// exactly one line on stderr, `error: ...` containing each of `says`, and no panic or backtrace
 /// in anything it printed. Returns that line.
 #[track_caller]
-fn assert_refused(command: Command, says: &[&str]) -> String {
+pub(crate) fn assert_refused(command: Command, says: &[&str]) -> String {
     let mut process = Process::spawn(command);
     let status = process.exit_within(PATIENCE);
     let output = process.output();

@@ -13,6 +13,7 @@ mod concurrency;
 mod cookies;
 mod crash;
 mod expiry;
+mod formation;
 mod hardening;
 mod hostile;
 mod inspect;

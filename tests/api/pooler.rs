@@ -1,13 +1,17 @@
 //! latch behind a real PgBouncer (Debian's package), started here as the `postgres` user in a
 //! temporary folder on a free port: in session mode the walkthrough works as it does on a
-//! direct connection, and with `database_direct_url` its migrations and its change listener
-//! reach the database past the pooler. Skipped when `pgbouncer` is not installed, unless
+//! direct connection; with `database_direct_url` its migrations and its change listener reach
+//! the database past the pooler, and in transaction mode every flow works under load; without
+//! it, a transaction pooler is refused at launch. Skipped when `pgbouncer` is not installed, unless
 //! `LATCH_REQUIRE_POOLER=1` (CI) makes that a failure.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::attacks::{Browser, PASSWORD, registered};
 use crate::helpers::{Backend, COOKIE, TestDb};
+use crate::launch::{assert_refused, latch};
 use crate::server::{Server, free_port, http_client, logout, session_cookie};
 
 const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
@@ -222,14 +226,149 @@ fn a_direct_url_for_sqlite_is_one_clear_error_line() {
     );
 }
 
-/// 24 counter hits on one session, released together and split between two instances behind
-/// the pooler (with the direct URL): every hit counts, none is lost to another's write.
+/// 24 counter hits on one session, released together and split between `a` and `b`: every
+/// hit counts, none is lost to another's write.
+async fn a_burst_across_both_counts_every_hit(a: &Server, b: &Server) {
+    let http = http_client();
+    let first = http.get(a.url("/")).send().await.expect("GET / on A");
+    let cookie = session_cookie(&first).expect("a session cookie");
+
+    let start = Arc::new(tokio::sync::Barrier::new(24));
+    let hits = (0..24).map(|i| {
+        let url = if i % 2 == 0 { a.url("/") } else { b.url("/") };
+        let request = http
+            .get(url)
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+        let start = Arc::clone(&start);
+        tokio::spawn(async move {
+            start.wait().await;
+            request.send().await.expect("GET /").status().as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(|status| status.expect("a request task"))
+        .collect();
+    let last = counter_page(&http, b, &cookie).await;
+
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    assert!(
+        last.contains("You visited this page 26 times"),
+        "hits were lost: {last}"
+    );
+}
+
+async fn counter_page(http: &reqwest::Client, server: &Server, cookie: &str) -> String {
+    http.get(server.url("/"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("a body")
+}
+
+/// Registers on `a`, signs in with the password from another browser on `b` (and is refused
+/// with a wrong one, which the throttle counts), and is signed in on both.
+async fn register_and_sign_in_across(a: &Server, b: &Server) {
+    registered(a, "pooled").await;
+    let guesser = Browser::new();
+    let visitor = Browser::new();
+
+    let wrong = guesser.sign_in(b, "pooled", "not the password").await;
+    let right = visitor.sign_in(b, "pooled", PASSWORD).await;
+
+    assert_eq!(wrong.status, 401, "a wrong password: {}", wrong.body);
+    assert_eq!(right.status, 303, "the right password: {}", right.body);
+    assert!(
+        visitor.is_signed_in(b).await,
+        "signed in where it signed in"
+    );
+    assert!(
+        visitor.is_signed_in(a).await,
+        "signed in on the other instance"
+    );
+}
+
+/// `SECONDS` of load from `LOOPS` visitors, each with a session of its own, alternating
+/// between `a` and `b`: every request answers 200, and each visitor's counter holds every hit
+/// it was answered for.
+async fn steady_load_on_both_has_no_errors(a: &Server, b: &Server) {
+    const LOOPS: usize = 12;
+    const SECONDS: u64 = 4;
+    let http = http_client();
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let visitors = (0..LOOPS).map(|i| {
+        let http = http.clone();
+        let (urls, check) = ([a.url(""), b.url("")], b.url("/"));
+        tokio::spawn(async move {
+            let set = http
+                .get(format!("{}/user/visitor{i}", urls[i % 2]))
+                .send()
+                .await
+                .expect("GET /user/<name>");
+            let mut failures = Vec::new();
+            if set.status() != 200 {
+                failures.push(format!("set: {}", set.status()));
+            }
+            let cookie = session_cookie(&set).expect("a session cookie");
+            let mut counted = 0u32;
+            let mut turn = i;
+            while Instant::now() < deadline {
+                let base = &urls[turn % 2];
+                let path = if turn % 3 == 0 { "/user" } else { "/" };
+                turn += 1;
+                let answer = http
+                    .get(format!("{base}{path}"))
+                    .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+                    .send()
+                    .await;
+                match answer.map(|answer| answer.status().as_u16()) {
+                    Ok(200) if path == "/" => counted += 1,
+                    Ok(200) => {}
+                    Ok(status) => failures.push(format!("{path}: {status}")),
+                    Err(error) => failures.push(format!("{path}: {error}")),
+                }
+            }
+            let last = http
+                .get(check)
+                .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+                .send()
+                .await
+                .expect("GET /")
+                .text()
+                .await
+                .expect("a body");
+            let expected = format!("You visited this page {} times", counted + 1);
+            if !last.contains(&expected) {
+                failures.push(format!("counter: wanted `{expected}`"));
+            }
+            (counted, failures)
+        })
+    });
+    let results: Vec<(u32, Vec<String>)> = futures::future::join_all(visitors)
+        .await
+        .into_iter()
+        .map(|result| result.expect("a visitor task"))
+        .collect();
+    let requests: u32 = results.iter().map(|(counted, _)| counted).sum();
+    let failures: Vec<&String> = results.iter().flat_map(|(_, failures)| failures).collect();
+
+    assert!(failures.is_empty(), "errors under load: {failures:?}");
+    assert!(requests > 100, "the load ran: {requests} counter hits");
+}
+
+/// Two instances behind PgBouncer in transaction mode, with the direct URL: every flow works,
+/// a logout on one is seen on the other at once, a burst counts every hit, and seconds of
+/// load on both give no errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_across_two_instances_behind_the_pooler_counts_every_hit() {
+async fn in_transaction_mode_with_a_direct_url_two_instances_serve_every_flow() {
     let Some(db) = TestDb::create(Backend::Postgres).await else {
         return;
     };
-    let Some(bouncer) = PgBouncer::start("session") else {
+    let Some(bouncer) = PgBouncer::start("transaction") else {
         return;
     };
     let pooled = bouncer.url_for(db.url());
@@ -237,36 +376,38 @@ async fn a_burst_across_two_instances_behind_the_pooler_counts_every_hit() {
     let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
     let a = Server::start(&pooled, &env);
     let b = Server::start(&pooled, &env);
-    let http = http_client();
-    let first = http.get(a.url("/")).send().await.expect("GET / on A");
-    let cookie = session_cookie(&first).expect("a session cookie");
 
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(24));
-    let hits = (0..24).map(|i| {
-        let url = if i % 2 == 0 { a.url("/") } else { b.url("/") };
-        let request = http
-            .get(url)
-            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
-        let start = std::sync::Arc::clone(&start);
-        async move {
-            start.wait().await;
-            request.send().await.expect("GET /").status().as_u16()
-        }
-    });
-    let statuses = futures::future::join_all(hits).await;
-    let last = http
-        .get(b.url("/"))
-        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
-        .send()
-        .await
-        .expect("GET / on B")
-        .text()
-        .await
-        .expect("a body");
+    two_instances_share_a_session_through(&a, &b).await;
+    a_burst_across_both_counts_every_hit(&a, &b).await;
+    register_and_sign_in_across(&a, &b).await;
+    steady_load_on_both_has_no_errors(&a, &b).await;
+}
 
-    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
-    assert!(
-        last.contains("You visited this page 26 times"),
-        "hits were lost: {last}"
+/// Behind a transaction pooler without a direct URL, a LISTEN would hear nothing: the launch
+/// is refused with one line naming `database_direct_url` rather than serve a cache that
+/// cannot hear other instances' logouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_transaction_mode_without_a_direct_url_the_launch_is_refused() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let Some(bouncer) = PgBouncer::start("transaction") else {
+        return;
+    };
+    let pooled = bouncer.url_for(db.url());
+    let cwd = tempfile::tempdir().expect("a working directory");
+
+    let line = assert_refused(
+        latch(cwd.path(), &pooled, free_port()),
+        &["database_url", "database_direct_url"],
     );
+
+    assert!(line.contains("transaction pooler"), "{line}");
+    let tables = db
+        .query_text(
+            "select count(*)::text from pg_tables where tablename = 'sessions' \
+             and schemaname = 'public'",
+        )
+        .await;
+    assert_eq!(tables, "0", "nothing was migrated through the pooler");
 }

@@ -80,8 +80,10 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
             #[cfg(feature = "postgres")]
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 use sqlx::postgres::PgSeverity;
+                // 25006: a write reached a server that is read-only now (a primary being
+                // demoted in a failover, or a standby).
                 return matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
-                    || ["08", "53", "57P"]
+                    || ["08", "53", "57P", "25006"]
                         .iter()
                         .any(|class| pg.code().starts_with(class));
             }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgNotification, PgPool};
+use sqlx::postgres::{PgListener, PgNotification, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use super::CachedStore;
@@ -20,6 +20,99 @@ const RETRY: Duration = Duration::from_secs(1);
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How long the cache may serve reads after the connection last answered.
 const LEASE: Duration = Duration::from_secs(2);
+
+/// How long a probe notification may take to come back before the connection is taken for one
+/// a transaction pooler shares (where it never comes back): far longer than Postgres takes
+/// even when busy, since a wrong verdict refuses the start.
+const DELIVERY: Duration = Duration::from_secs(5);
+
+/// How many times [`keeps_sessions`] looks for a setting crossing between two connections.
+const SESSION_PROBES: usize = 3;
+
+/// Whether connections of `pool` are sessions of their own, as `LISTEN`, latch's migrations
+/// and prepared statements need: true on Postgres itself and through a pooler in session
+/// mode; false through a transaction pooler (PgBouncer in transaction mode), which lends a
+/// client a server connection only for a transaction, so that a `LISTEN` hears nothing.
+///
+/// Two checks, both in simple queries (which any pooler carries). First, a setting made on
+/// one connection must neither show up on another nor be gone from its own: through a
+/// transaction pooler, the server connection the setting was made on goes back to the pool
+/// and is most likely the next one lent out. That check has no side effects; only if it
+/// passes does the second run: a `NOTIFY` from one connection must reach a `LISTEN` on
+/// another. (Run first through a transaction pooler, the `LISTEN` would stay on a shared
+/// server connection and hand its notification to whichever client is using it then.)
+pub(crate) async fn delivers(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let probe = instance_name().replace('-', "_");
+    // Connections of the probe's own, two at a time, whatever size `pool` is.
+    let probes = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    let verdict = match keeps_sessions(&probes, &probe).await {
+        Ok(true) => hears_notifications(&probes, &probe).await,
+        other => other,
+    };
+    probes.close().await;
+    verdict
+}
+
+async fn keeps_sessions(pool: &PgPool, probe: &str) -> Result<bool, sqlx::Error> {
+    let mut setter = pool.acquire().await?;
+    let mut other = pool.acquire().await?;
+    // `probe` is `latch_` and hex digits: nothing to quote.
+    let set = format!("set latch.session_probe = '{probe}'");
+    let read = "select current_setting('latch.session_probe', true)";
+    let mut kept = true;
+    for _ in 0..SESSION_PROBES {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(set.clone()))
+            .execute(&mut *setter)
+            .await?;
+        let crossed = setting(&mut other, read).await?;
+        let stayed = setting(&mut setter, read).await?;
+        if crossed.as_deref() == Some(probe) || stayed.as_deref() != Some(probe) {
+            kept = false;
+            break;
+        }
+    }
+    // Tidy, where it can: through a transaction pooler this lands on any server connection.
+    sqlx::raw_sql("reset latch.session_probe")
+        .execute(&mut *setter)
+        .await?;
+    Ok(kept)
+}
+
+async fn setting(
+    connection: &mut sqlx::PgConnection,
+    read: &'static str,
+) -> Result<Option<String>, sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::raw_sql(read).fetch_one(connection).await?;
+    row.try_get(0)
+}
+
+async fn hears_notifications(pool: &PgPool, probe: &str) -> Result<bool, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(probe).await?;
+    // Sent on a listener's connection too, which keeps a notification it receives itself
+    // rather than failing on it.
+    let mut sender = PgListener::connect_with(pool).await?;
+    let notify = format!("notify {probe}, '{probe}'");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(notify))
+        .execute(&mut sender)
+        .await?;
+    let heard = async {
+        loop {
+            match listener.try_recv().await? {
+                Some(notification) if notification.payload() == probe => return Ok(true),
+                Some(_) => {}
+                None => return Ok(false),
+            }
+        }
+    };
+    tokio::time::timeout(DELIVERY, heard)
+        .await
+        .unwrap_or(Ok(false))
+}
 
 /// Keeps `cache` in step with changes other instances make, until the cache is dropped.
 ///
@@ -37,8 +130,13 @@ pub(crate) async fn invalidate_on_notify(
 ) {
     // The cache starts distrusted; `follow` trusts it once the connection answers.
     loop {
+        // The server the pool points at now: if the pool moves (a failover), so does this.
+        let server = pool.connect_options();
         match listen(&pool, &channel).await {
-            Ok(listener) => follow(listener, &cache, &instance, &mut barriers).await,
+            Ok(listener) => {
+                let moved = || !Arc::ptr_eq(&server, &pool.connect_options());
+                follow(listener, &cache, &instance, &mut barriers, moved).await;
+            }
             Err(error) => log::warn!("cannot listen for session changes, retrying: {error}"),
         }
         // Changes may go unheard from here on: read through until the listener is back, and
@@ -59,7 +157,8 @@ async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error>
     Ok(listener)
 }
 
-/// Applies notifications until the connection drops, stops answering, or the cache is gone.
+/// Applies notifications until the connection drops, stops answering, the pool has `moved`
+/// to another server (notifications are not sent on a standby), or the cache is gone.
 /// Every `HEARTBEAT` the connection is asked a trivial query; each answer renews the cache's
 /// lease, so a connection that hangs (a network partition) stops the cache within `LEASE`.
 ///
@@ -71,6 +170,7 @@ async fn follow(
     cache: &Weak<Memory>,
     instance: &str,
     barriers: &mut mpsc::Receiver<oneshot::Sender<()>>,
+    moved: impl Fn() -> bool,
 ) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut waiting = Vec::new();
@@ -86,13 +186,13 @@ async fn follow(
                 }
             },
             _ = heartbeat.tick() => {
-                if !catch_up(&mut listener, cache, instance).await {
+                if moved() || !catch_up(&mut listener, cache, instance).await {
                     return;
                 }
                 continue;
             }
             count = barriers.recv_many(&mut waiting, 1024) => {
-                if count == 0 || !catch_up(&mut listener, cache, instance).await {
+                if count == 0 || moved() || !catch_up(&mut listener, cache, instance).await {
                     return;
                 }
                 for done in waiting.drain(..) {

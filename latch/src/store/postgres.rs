@@ -6,7 +6,7 @@
 //! every load waiting goes out as one query and every write waiting as one transaction (one
 //! commit, one WAL flush). Each caller hears back after its batch finished.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
@@ -14,14 +14,14 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
-use super::users::postgres as users;
+use super::users::{Target, postgres as users};
 use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, UserColumns, cached,
     encode_data, found_in_order, listen,
 };
 use super::{ExpiredDeletion, StoreError, UserIndex, unix_ms};
 use crate::user::{Device, Revoke};
-use crate::{IdHash, SetupError, Table, schema};
+use crate::{IdHash, SetupError, Table, hosts, schema};
 
 /// Sessions in a PostgreSQL database (see `migrations/postgres`).
 ///
@@ -40,6 +40,29 @@ pub struct PostgresStore {
     /// Where the change listener connects: the database itself, when `pool` goes through a
     /// pooler (see [`open_behind_pooler`](Self::open_behind_pooler)).
     direct: Option<PgPool>,
+    /// How statements go out on `pool` and the dedicated connections.
+    statements: Statements,
+}
+
+/// How the store's statements go out: prepared once and reused when its connections are
+/// sessions of their own, or so that a transaction pooler can carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Statements {
+    /// Named prepared statements, kept per connection: one round trip a statement.
+    Prepared,
+    /// Unnamed statements inside an explicit transaction. A transaction pooler (PgBouncer in
+    /// `pool_mode = transaction`) hands each transaction whichever server connection is free,
+    /// so a named statement prepared in one may be missing, or taken, in the next; and sqlx
+    /// parses and executes in two exchanges, each its own implicit transaction outside an
+    /// explicit one. Inside `begin` … `commit` every exchange stays on one server connection.
+    Unnamed,
+}
+
+impl Statements {
+    /// Whether sqlx may name and keep the statement (`Query::persistent`).
+    fn persistent(self) -> bool {
+        self == Self::Prepared
+    }
 }
 
 impl PostgresStore {
@@ -88,22 +111,61 @@ impl PostgresStore {
         direct: Option<PgPool>,
         table: Table,
     ) -> Result<Self, SetupError> {
-        schema::apply_postgres(direct.as_ref().unwrap_or(&pool), &table).await?;
+        // The listener's and the migrations' connection must be a session of its own: behind a
+        // transaction pooler a LISTEN hears nothing and the migrations' lock is stranded.
+        let (session, setting) = match &direct {
+            Some(direct) => (direct, "database_direct_url"),
+            None => (&pool, "database_url"),
+        };
+        if !listen::delivers(session)
+            .await
+            .map_err(SetupError::Connect)?
+        {
+            return Err(SetupError::NoSession(setting));
+        }
+        schema::apply_postgres(session, &table).await?;
+        // With a direct pool beside it, `pool` goes through a pooler, perhaps in transaction mode.
+        let statements = if direct.is_some() {
+            Statements::Unnamed
+        } else {
+            Statements::Prepared
+        };
         let instance = listen::instance_name();
-        let options = pool
-            .connect_options()
-            .as_ref()
-            .clone()
-            .application_name(&instance);
-        let timeout = pool.options().get_acquire_timeout();
         Ok(Self {
+            reader: Mutex::new(Dedicated::new(pool.clone(), instance.clone())),
+            writer: Mutex::new(Dedicated::new(pool.clone(), instance.clone())),
             pool,
             table,
             instance,
-            reader: Mutex::new(Dedicated::new(options.clone(), timeout)),
-            writer: Mutex::new(Dedicated::new(options, timeout)),
             direct,
+            statements,
         })
+    }
+
+    /// This store's table, its statements prepared or not.
+    fn target(&self, persistent: bool) -> Target<'_> {
+        Target {
+            table: &self.table,
+            persistent,
+        }
+    }
+
+    /// Runs `operation` on a connection of the pool, telling it whether its statements may be
+    /// prepared; when they may not, inside a transaction (see [`Statements::Unnamed`]).
+    async fn on_pool<T>(
+        &self,
+        operation: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        match self.statements {
+            Statements::Prepared => operation(&mut connection, true).await,
+            Statements::Unnamed => {
+                let mut transaction = connection.begin().await?;
+                let outcome = operation(&mut transaction, false).await?;
+                transaction.commit().await?;
+                Ok(outcome)
+            }
+        }
     }
 
     /// This store behind the batching layer: what [`WriteBatches::batched`] does, callable
@@ -199,8 +261,19 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
-        let mut connection = self.pool.acquire().await?;
-        users::rekey(&self.table, &mut connection, old, new, record, now, None).await
+        self.on_pool(async |connection, persistent| {
+            users::rekey(
+                self.target(persistent),
+                connection,
+                old,
+                new,
+                record,
+                now,
+                None,
+            )
+            .await
+        })
+        .await
     }
 
     async fn delete(&self, id: &IdHash) -> Result<(), StoreError> {
@@ -220,12 +293,16 @@ impl SessionStore for PostgresStore {
 impl ExpiredDeletion for PostgresStore {
     async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // On the pool, so a purge batch never holds up request writes.
-        let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
-            .bind(unix_ms(now))
-            .bind(i64::from(limit))
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
+        self.on_pool(async |connection, persistent| {
+            let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
+                .bind(unix_ms(now))
+                .bind(i64::from(limit))
+                .persistent(persistent)
+                .execute(connection)
+                .await?;
+            Ok(result.rows_affected())
+        })
+        .await
     }
 }
 
@@ -238,8 +315,10 @@ impl UserIndex for PostgresStore {
         record: &Record,
         now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        users::sign_in(&self.table, &mut connection, old, new, record, now).await
+        self.on_pool(async |connection, persistent| {
+            users::sign_in(self.target(persistent), connection, old, new, record, now).await
+        })
+        .await
     }
 
     async fn user_sessions(
@@ -248,13 +327,17 @@ impl UserIndex for PostgresStore {
         current: Option<&IdHash>,
         now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        users::user_sessions(&self.table, &mut connection, user_id, current, now).await
+        self.on_pool(async |connection, persistent| {
+            users::user_sessions(self.target(persistent), connection, user_id, current, now).await
+        })
+        .await
     }
 
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        users::revoke(&self.table, &mut connection, user_id, which).await
+        self.on_pool(async |connection, persistent| {
+            users::revoke(self.target(persistent), connection, user_id, which).await
+        })
+        .await
     }
 
     async fn bump_auth_epoch(
@@ -262,8 +345,10 @@ impl UserIndex for PostgresStore {
         user_id: &str,
         keep: Option<&IdHash>,
     ) -> Result<Vec<IdHash>, StoreError> {
-        let mut connection = self.pool.acquire().await?;
-        users::bump_auth_epoch(&self.table, &mut connection, user_id, keep).await
+        self.on_pool(async |connection, persistent| {
+            users::bump_auth_epoch(self.target(persistent), connection, user_id, keep).await
+        })
+        .await
     }
 }
 
@@ -273,7 +358,8 @@ impl WriteBatches for PostgresStore {
 
     async fn write_batch(&self, writes: &[Write]) -> Result<Vec<bool>, StoreError> {
         let mut writer = self.writer.lock().await;
-        let result = write_many(writer.connection().await?, &self.table, writes).await;
+        let connection = writer.connection().await?;
+        let result = write_many(connection, &self.table, self.statements, writes).await;
         writer.forget_after(result)
     }
 
@@ -282,37 +368,61 @@ impl WriteBatches for PostgresStore {
         loads: &[(IdHash, OffsetDateTime)],
     ) -> Result<Vec<Option<Record>>, StoreError> {
         let mut reader = self.reader.lock().await;
-        let result = load_many(reader.connection().await?, &self.table, loads).await;
+        let connection = reader.connection().await?;
+        let result = load_many(connection, &self.table, self.statements, loads).await;
         reader.forget_after(result)
     }
 }
 
-/// A connection of the store's own, opened on demand and dropped after any failure (it may be
-/// the connection that broke), so the next query starts on a fresh one.
+/// A connection of the store's own, opened on demand with the pool's settings and dropped
+/// after any failure (it may be the connection that broke), so the next query starts on a
+/// fresh one. It is dropped too when the pool has moved to another server (a failover: see
+/// `hosts`), so it never keeps reading from the old one.
 #[derive(Debug)]
 struct Dedicated {
-    options: PgConnectOptions,
-    timeout: Duration,
-    connection: Option<PgConnection>,
+    pool: PgPool,
+    /// This store's instance name (see [`PostgresStore::instance`]).
+    application_name: String,
+    connection: Option<(PgConnection, Arc<PgConnectOptions>)>,
 }
 
 impl Dedicated {
-    fn new(options: PgConnectOptions, timeout: Duration) -> Self {
+    fn new(pool: PgPool, application_name: String) -> Self {
         Self {
-            options,
-            timeout,
+            pool,
+            application_name,
             connection: None,
         }
     }
 
     async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
-        let connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        let target = self.pool.connect_options();
+        let kept = self
+            .connection
+            .take()
+            .filter(|(_, connected_to)| Arc::ptr_eq(connected_to, &target));
+        let connection = match kept {
+            Some((connection, _)) => connection,
+            None => {
+                let options = target
+                    .as_ref()
+                    .clone()
+                    .application_name(&self.application_name);
+                let timeout = self.pool.options().get_acquire_timeout();
+                let mut connection =
+                    tokio::time::timeout(timeout, PgConnection::connect_with(&options))
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                // Not on a standby (the old primary, rejoined before the pool has moved): it
+                // would answer loads with what it has replayed so far.
+                if !hosts::accepts_writes(&mut connection).await? {
+                    return Err(StoreError::unavailable(hosts::read_only()));
+                }
+                connection
+            }
         };
-        Ok(self.connection.insert(connection))
+        let (connection, _) = self.connection.insert((connection, target));
+        Ok(connection)
     }
 
     fn forget_after<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
@@ -326,6 +436,7 @@ impl Dedicated {
 async fn load_many(
     connection: &mut PgConnection,
     table: &Table,
+    statements: Statements,
     batch: &[(IdHash, OffsetDateTime)],
 ) -> Result<Vec<Option<Record>>, StoreError> {
     let ids: Vec<Vec<u8>> = batch.iter().map(|(id, _)| id.0.to_vec()).collect();
@@ -334,7 +445,7 @@ async fn load_many(
         .map(|(_, now)| unix_ms(*now))
         .min()
         .unwrap_or(0);
-    let rows: Vec<FoundRow> = sqlx::query_as(table.sql(
+    let query = sqlx::query_as(table.sql(
         "select id_hash, data, version, created_at, expires_at,
             user_id, handle, signed_in_at, user_agent, address
          from sessions
@@ -342,8 +453,16 @@ async fn load_many(
     ))
     .bind(ids)
     .bind(earliest)
-    .fetch_all(connection)
-    .await?;
+    .persistent(statements.persistent());
+    let rows: Vec<FoundRow> = match statements {
+        Statements::Prepared => query.fetch_all(connection).await?,
+        Statements::Unnamed => {
+            let mut transaction = connection.begin().await?;
+            let rows = query.fetch_all(&mut *transaction).await?;
+            transaction.commit().await?;
+            rows
+        }
+    };
     found_in_order(batch, rows)
 }
 
@@ -351,20 +470,26 @@ async fn load_many(
 async fn write_many(
     connection: &mut PgConnection,
     table: &Table,
+    statements: Statements,
     batch: &[Write],
 ) -> Result<Vec<bool>, StoreError> {
     let rounds = plan(batch);
     let mut outcomes = vec![false; batch.len()];
+    let target = Target {
+        table,
+        persistent: statements.persistent(),
+    };
     if let [round] = rounds.as_slice()
         && round.statements() <= 1
+        && statements == Statements::Prepared
     {
         // One statement is atomic by itself: save the BEGIN and COMMIT round trips.
-        run_round(connection, table, batch, round, &mut outcomes).await?;
+        run_round(connection, target, batch, round, &mut outcomes).await?;
         return Ok(outcomes);
     }
     let mut transaction = connection.begin().await?;
     for round in &rounds {
-        run_round(&mut transaction, table, batch, round, &mut outcomes).await?;
+        run_round(&mut transaction, target, batch, round, &mut outcomes).await?;
     }
     transaction.commit().await?;
     Ok(outcomes)
@@ -375,27 +500,34 @@ async fn write_many(
 /// ID order, so concurrent batches from several instances tend to lock rows in the same order.
 async fn run_round(
     connection: &mut PgConnection,
-    table: &Table,
+    target: Target<'_>,
     batch: &[Write],
     round: &Round,
     outcomes: &mut [bool],
 ) -> Result<(), StoreError> {
     for (creates, with_user) in [(&round.creates, false), (&round.user_creates, true)] {
         if !creates.is_empty() {
-            create_many(connection, table, batch, creates, with_user, outcomes).await?;
+            create_many(connection, target, batch, creates, with_user, outcomes).await?;
         }
     }
     if !round.saves.is_empty() {
-        save_many(connection, table, batch, &round.saves, outcomes).await?;
+        save_many(connection, target, batch, &round.saves, outcomes).await?;
     }
     if !round.touches.is_empty() {
-        touch_many(connection, table, batch, &round.touches, outcomes).await?;
+        touch_many(connection, target, batch, &round.touches, outcomes).await?;
     }
     if !round.deletes.is_empty() {
-        delete_many(connection, table, batch, &round.deletes, outcomes).await?;
+        delete_many(connection, target, batch, &round.deletes, outcomes).await?;
     }
     Ok(())
 }
+
+/// `template`, written for the default table, as a query on `target`'s.
+fn query(target: Target<'_>, template: &'static str) -> PgQuery<'static> {
+    sqlx::query(target.text(template)).persistent(target.persistent)
+}
+
+type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// `indices` in session ID order (see `run_round`).
 fn in_id_order(batch: &[Write], indices: &[usize]) -> Vec<usize> {
@@ -408,7 +540,7 @@ fn in_id_order(batch: &[Write], indices: &[usize]) -> Vec<usize> {
 /// leave them null, through the shorter statement).
 async fn create_many(
     connection: &mut PgConnection,
-    table: &Table,
+    target: Target<'_>,
     batch: &[Write],
     indices: &[usize],
     with_user: bool,
@@ -451,9 +583,9 @@ async fn create_many(
         }
     }
     let query = if with_user {
-        users.bind(columns.bind(sqlx::query(table.sql(SIGNED_IN))))
+        users.bind(columns.bind(query(target, SIGNED_IN)))
     } else {
-        columns.bind(sqlx::query(table.sql(ANONYMOUS)))
+        columns.bind(query(target, ANONYMOUS))
     };
     let created = returned_ids(query.fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &created, outcomes);
@@ -480,10 +612,7 @@ impl UserArrays {
     }
 
     /// Binds `$6`..`$10`.
-    fn bind(
-        self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
         query
             .bind(self.user_ids)
             .bind(self.handles)
@@ -495,7 +624,7 @@ impl UserArrays {
 
 async fn save_many(
     connection: &mut PgConnection,
-    table: &Table,
+    target: Target<'_>,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
@@ -512,7 +641,8 @@ async fn save_many(
         }
     }
     // Written only if the row still has the version the writer read and has not expired.
-    let query = sqlx::query(table.sql(
+    let query = query(
+        target,
         r#"
         update sessions s
         set data = v.data, version = v.version, expires_at = v.expires_at, last_seen = v.now
@@ -521,7 +651,7 @@ async fn save_many(
         where s.id_hash = v.id_hash and s.version = v.version - 1 and s.expires_at > v.now
         returning s.id_hash
         "#,
-    ));
+    );
     let saved = returned_ids(columns.bind(query).fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &saved, outcomes);
     Ok(())
@@ -529,7 +659,7 @@ async fn save_many(
 
 async fn touch_many(
     connection: &mut PgConnection,
-    table: &Table,
+    target: Target<'_>,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
@@ -547,7 +677,8 @@ async fn touch_many(
         }
     }
     // Live sessions only, and deadlines only move forward.
-    let query = sqlx::query(table.sql(
+    let query = query(
+        target,
         r#"
         update sessions s
         set expires_at = v.expires_at, last_seen = v.now
@@ -555,7 +686,7 @@ async fn touch_many(
         where s.id_hash = v.id_hash and s.expires_at > v.now and s.expires_at < v.expires_at
         returning s.id_hash
         "#,
-    ))
+    )
     .bind(columns.ids)
     .bind(columns.numbers[0].clone())
     .bind(columns.numbers[1].clone());
@@ -566,16 +697,18 @@ async fn touch_many(
 
 async fn delete_many(
     connection: &mut PgConnection,
-    table: &Table,
+    target: Target<'_>,
     batch: &[Write],
     indices: &[usize],
     outcomes: &mut [bool],
 ) -> Result<(), StoreError> {
     let indices = in_id_order(batch, indices);
     let ids: Vec<Vec<u8>> = indices.iter().map(|&i| batch[i].id().0.to_vec()).collect();
-    let query =
-        sqlx::query(table.sql("delete from sessions where id_hash = any($1) returning id_hash"))
-            .bind(ids);
+    let query = query(
+        target,
+        "delete from sessions where id_hash = any($1) returning id_hash",
+    )
+    .bind(ids);
     let deleted = returned_ids(query.fetch_all(&mut *connection).await?)?;
     mark(batch, &indices, &deleted, outcomes);
     Ok(())
@@ -599,10 +732,7 @@ impl Columns {
     }
 
     /// Binds `$1` ids, `$2` data, `$3`..`$5` the numbers.
-    fn bind(
-        self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
         let [first, second, third] = self.numbers;
         query
             .bind(self.ids)

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::batch::{Round, Write, WriteBatches, mark, plan, returned_ids, write_one};
-use super::users::sqlite as users;
+use super::users::{Target, sqlite as users};
 use super::{
     Batched, CachedStore, FoundRow, Record, Rekeyed, SessionStore, StoredRow, UserColumns,
     encode_data, found_in_order,
@@ -103,6 +103,14 @@ impl SqliteStore {
     pub fn batched(self) -> Batched<Self> {
         Batched::new(self)
     }
+
+    /// This store's table; its statements are prepared and kept (SQLite has no poolers).
+    fn target(&self) -> Target<'_> {
+        Target {
+            table: &self.table,
+            persistent: true,
+        }
+    }
 }
 
 impl Batched<SqliteStore> {
@@ -175,7 +183,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
         users::rekey(
-            &self.table,
+            self.target(),
             writer.durable().await?,
             old,
             new,
@@ -226,7 +234,15 @@ impl UserIndex for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         let mut writer = self.writer.lock().await;
-        users::sign_in(&self.table, writer.durable().await?, old, new, record, now).await
+        users::sign_in(
+            self.target(),
+            writer.durable().await?,
+            old,
+            new,
+            record,
+            now,
+        )
+        .await
     }
 
     async fn user_sessions(
@@ -236,12 +252,12 @@ impl UserIndex for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
         let mut reader = self.pool.acquire().await?;
-        users::user_sessions(&self.table, &mut reader, user_id, current, now).await
+        users::user_sessions(self.target(), &mut reader, user_id, current, now).await
     }
 
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
         let mut writer = self.writer.lock().await;
-        users::revoke(&self.table, writer.durable().await?, user_id, which).await
+        users::revoke(self.target(), writer.durable().await?, user_id, which).await
     }
 
     async fn bump_auth_epoch(
@@ -250,7 +266,7 @@ impl UserIndex for SqliteStore {
         keep: Option<&IdHash>,
     ) -> Result<Vec<IdHash>, StoreError> {
         let mut writer = self.writer.lock().await;
-        users::bump_auth_epoch(&self.table, writer.durable().await?, user_id, keep).await
+        users::bump_auth_epoch(self.target(), writer.durable().await?, user_id, keep).await
     }
 }
 

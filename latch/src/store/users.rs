@@ -2,6 +2,8 @@
 //! auth epoch): the same SQL on both backends, written once and compiled for each backend's
 //! connection type.
 
+use crate::Table;
+
 /// Statement texts shared by both backends (`$n` is a numbered parameter in SQLite too).
 mod sql {
     /// A user's live sessions. `$1` user id, `$2` the asking session's ID hash (or null), `$3`
@@ -64,6 +66,21 @@ impl DeviceRow {
     }
 }
 
+/// The sessions table the statements work on, and whether they may be prepared and kept on
+/// the connection (not behind a transaction pooler: see `postgres::Statements`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) table: &'a Table,
+    pub(crate) persistent: bool,
+}
+
+impl Target<'_> {
+    /// `template`, written for the default table, for this one.
+    pub(crate) fn text(self, template: &'static str) -> &'static str {
+        self.table.sql(template)
+    }
+}
+
 /// The per-user operations for one backend's connection type.
 macro_rules! user_operations {
     ($connection:ty) => {
@@ -75,14 +92,15 @@ macro_rules! user_operations {
             rekey_outcome,
         };
         use super::super::{StoreError, unix_ms};
+        use super::Target;
         use super::{DeviceRow, sql};
+        use crate::IdHash;
         use crate::user::{Device, Revoke};
-        use crate::{IdHash, Table};
         use time::OffsetDateTime;
 
         /// [`REKEY`]: `epoch` is the auth epoch of a sign-in, `None` for a plain rekey.
         pub(crate) async fn rekey(
-            table: &Table,
+            target: Target<'_>,
             connection: &mut $connection,
             old: &IdHash,
             new: &IdHash,
@@ -91,7 +109,7 @@ macro_rules! user_operations {
             epoch: Option<i64>,
         ) -> Result<Rekeyed, StoreError> {
             let user = UserColumns::of(record);
-            let changed = sqlx::query(table.sql(REKEY))
+            let changed = sqlx::query(target.text(REKEY))
                 .bind(new.as_bytes())
                 .bind(encode_data(&record.data)?)
                 .bind(record.version)
@@ -104,6 +122,7 @@ macro_rules! user_operations {
                 .bind(user.user_agent)
                 .bind(user.address)
                 .bind(epoch)
+                .persistent(target.persistent)
                 .execute(connection)
                 .await
                 .map(|done| done.rows_affected());
@@ -112,7 +131,7 @@ macro_rules! user_operations {
 
         /// [`UserIndex::sign_in`](super::super::UserIndex::sign_in), in one transaction.
         pub(crate) async fn sign_in(
-            table: &Table,
+            target: Target<'_>,
             connection: &mut $connection,
             old: Option<&IdHash>,
             new: &IdHash,
@@ -124,16 +143,17 @@ macro_rules! user_operations {
                 return Err(StoreError::failed("a sign-in needs a signed-in record"));
             };
             let mut transaction = connection.begin().await?;
-            let epoch: i64 = sqlx::query_scalar(table.sql(LOCK_USER))
+            let epoch: i64 = sqlx::query_scalar(target.text(LOCK_USER))
                 .bind(user_id)
+                .persistent(target.persistent)
                 .fetch_one(&mut *transaction)
                 .await?;
             let outcome = match old {
                 Some(old) => {
-                    rekey(table, &mut transaction, old, new, record, now, Some(epoch)).await?
+                    rekey(target, &mut transaction, old, new, record, now, Some(epoch)).await?
                 }
                 None => {
-                    let created = sqlx::query(table.sql(CREATE_SIGNED_IN))
+                    let created = sqlx::query(target.text(CREATE_SIGNED_IN))
                         .bind(new.as_bytes())
                         .bind(encode_data(&record.data)?)
                         .bind(record.version)
@@ -146,6 +166,7 @@ macro_rules! user_operations {
                         .bind(user.user_agent)
                         .bind(user.address)
                         .bind(epoch)
+                        .persistent(target.persistent)
                         .execute(&mut *transaction)
                         .await
                         .map(|done| done.rows_affected());
@@ -165,16 +186,17 @@ macro_rules! user_operations {
 
         /// [`UserIndex::user_sessions`](super::super::UserIndex::user_sessions).
         pub(crate) async fn user_sessions(
-            table: &Table,
+            target: Target<'_>,
             connection: &mut $connection,
             user_id: &str,
             current: Option<&IdHash>,
             now: OffsetDateTime,
         ) -> Result<Vec<Device>, StoreError> {
-            let rows: Vec<DeviceRow> = sqlx::query_as(table.sql(sql::SESSIONS))
+            let rows: Vec<DeviceRow> = sqlx::query_as(target.text(sql::SESSIONS))
                 .bind(user_id)
                 .bind(current.map(IdHash::as_bytes))
                 .bind(unix_ms(now))
+                .persistent(target.persistent)
                 .fetch_all(connection)
                 .await?;
             Ok(rows
@@ -185,7 +207,7 @@ macro_rules! user_operations {
 
         /// [`UserIndex::revoke`](super::super::UserIndex::revoke).
         pub(crate) async fn revoke(
-            table: &Table,
+            target: Target<'_>,
             connection: &mut $connection,
             user_id: &str,
             which: Revoke<'_>,
@@ -195,10 +217,11 @@ macro_rules! user_operations {
                 Revoke::AllBut(keep) => (None, Some(keep.as_bytes())),
                 Revoke::All => (None, None),
             };
-            let rows = sqlx::query(table.sql(sql::REVOKE))
+            let rows = sqlx::query(target.text(sql::REVOKE))
                 .bind(user_id)
                 .bind(handle)
                 .bind(all_but)
+                .persistent(target.persistent)
                 .fetch_all(connection)
                 .await?;
             Ok(returned_ids(rows)?.into_iter().collect())
@@ -207,27 +230,30 @@ macro_rules! user_operations {
         /// [`UserIndex::bump_auth_epoch`](super::super::UserIndex::bump_auth_epoch), in
         /// one transaction.
         pub(crate) async fn bump_auth_epoch(
-            table: &Table,
+            target: Target<'_>,
             connection: &mut $connection,
             user_id: &str,
             keep: Option<&IdHash>,
         ) -> Result<Vec<IdHash>, StoreError> {
             let mut transaction = connection.begin().await?;
-            let epoch: i64 = sqlx::query_scalar(table.sql(sql::BUMP))
+            let epoch: i64 = sqlx::query_scalar(target.text(sql::BUMP))
                 .bind(user_id)
+                .persistent(target.persistent)
                 .fetch_one(&mut *transaction)
                 .await?;
             if let Some(keep) = keep {
-                sqlx::query(table.sql(sql::KEEP))
+                sqlx::query(target.text(sql::KEEP))
                     .bind(user_id)
                     .bind(epoch)
                     .bind(keep.as_bytes())
+                    .persistent(target.persistent)
                     .execute(&mut *transaction)
                     .await?;
             }
-            let rows = sqlx::query(table.sql(sql::BEFORE_EPOCH))
+            let rows = sqlx::query(target.text(sql::BEFORE_EPOCH))
                 .bind(user_id)
                 .bind(epoch)
+                .persistent(target.persistent)
                 .fetch_all(&mut *transaction)
                 .await?;
             transaction.commit().await?;

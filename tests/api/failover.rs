@@ -1,0 +1,320 @@
+//! latch through real failovers: two instances of the binary on a pg_auto_failover formation
+//! (see `formation`), reached by a multi-host URL, under load while `pg_autoctl perform
+//! failover` runs and while the primary is killed. While the primary changes, requests get
+//! 503 and nothing else; service comes back on its own; every counter value answered before
+//! is still there; a session logged out during the switch is dead on both instances; neither
+//! process exits or panics.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::formation::Formation;
+use crate::helpers::COOKIE;
+use crate::server::{Server, http_client, logout, session_cookie};
+
+/// Visitors hitting the counter back to back during a switch.
+const VISITORS: usize = 8;
+/// How long service may take to come back after the formation has a new primary.
+const BACK_WITHIN: Duration = Duration::from_secs(15);
+
+/// What one visitor saw: every answer's status and when, and the highest count answered.
+#[derive(Debug, Default)]
+struct Visits {
+    cookie: String,
+    answers: Vec<(Instant, u16)>,
+    highest_count: u32,
+    transport_errors: Vec<String>,
+}
+
+/// The count a counter page shows (`You visited this page N times`).
+fn count_in(page: &str) -> Option<u32> {
+    let rest = page.split("You visited this page ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// When each visitor was last answered 200, as it goes.
+type LastOk = Arc<Vec<Mutex<Option<Instant>>>>;
+
+/// A visitor with a session of its own, alternating between `servers`, until `stop`.
+async fn visit(
+    servers: [String; 2],
+    index: usize,
+    stop: Arc<AtomicBool>,
+    last_ok: LastOk,
+) -> Visits {
+    let http = http_client();
+    let first = http
+        .get(format!("{}/", servers[index % 2]))
+        .send()
+        .await
+        .expect("the first visit");
+    assert_eq!(first.status(), 200, "the first visit");
+    let mut visits = Visits {
+        cookie: session_cookie(&first).expect("a session cookie"),
+        highest_count: 1,
+        ..Visits::default()
+    };
+    let mut turn = index;
+    while !stop.load(Ordering::SeqCst) {
+        turn += 1;
+        let answer = http
+            .get(format!("{}/", servers[turn % 2]))
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={}", visits.cookie))
+            .send()
+            .await;
+        match answer {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                visits.answers.push((Instant::now(), status));
+                if status == 200 {
+                    *last_ok[index].lock().expect("the visitors' clock") = Some(Instant::now());
+                    let page = response.text().await.unwrap_or_default();
+                    if let Some(count) = count_in(&page) {
+                        visits.highest_count = visits.highest_count.max(count);
+                    }
+                } else {
+                    // Don't spin on a database that is away.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Err(error) => visits.transport_errors.push(error.to_string()),
+        }
+    }
+    visits
+}
+
+/// The count `cookie`'s session shows now on `server` (a visit adds one).
+async fn count_now(server: &Server, cookie: &str) -> u32 {
+    let page = http_client()
+        .get(server.url("/"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("a page");
+    count_in(&page).unwrap_or_else(|| panic!("a counter page: {page}"))
+}
+
+/// The `/user` page of `cookie`'s session on `server`.
+async fn user_page(server: &Server, cookie: &str) -> (u16, String) {
+    let response = http_client()
+        .get(server.url("/user"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .expect("GET /user");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a page"))
+}
+
+/// How the primary goes away.
+#[derive(Debug, Clone, Copy)]
+enum Switch {
+    /// `pg_autoctl perform failover`: the primary is demoted, the standby promoted.
+    Planned,
+    /// The primary's keeper and Postgres are killed, as if its machine died.
+    HardStop,
+}
+
+/// What a switch cost, for the report.
+#[derive(Debug)]
+struct Outage {
+    /// From the switch's start until the last visitor to fail was answered 200 again (zero
+    /// if none failed).
+    back_after: Duration,
+    /// Answers that were not 200 (all 503s, or the test failed).
+    not_ok: BTreeMap<u16, usize>,
+    answered: usize,
+}
+
+/// Runs `switch` on `formation` while visitors load `a` and `b`, logs a session out during it,
+/// and checks what the module promises. Returns what it cost.
+async fn switch_under_load(
+    formation: &mut Formation,
+    a: &Server,
+    b: &Server,
+    switch: Switch,
+) -> Outage {
+    let http = http_client();
+    let set = http
+        .get(a.url("/user/Doomed"))
+        .send()
+        .await
+        .expect("GET /user/Doomed");
+    assert_eq!(set.status(), 200, "a session to log out during the switch");
+    let doomed = session_cookie(&set).expect("a session cookie");
+    // Both instances hold it in their caches when it is logged out.
+    for server in [a, b] {
+        let (status, page) = user_page(server, &doomed).await;
+        assert!(status == 200 && page.contains("<h1>Doomed</h1>"), "{page}");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_ok: LastOk = Arc::new((0..VISITORS).map(|_| Mutex::new(None)).collect());
+    let visitors: Vec<_> = (0..VISITORS)
+        .map(|index| {
+            let servers = [a.url(""), b.url("")];
+            tokio::spawn(visit(servers, index, Arc::clone(&stop), Arc::clone(&last_ok)))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let old_primary = formation.primary_port().await.expect("a primary");
+    let started = Instant::now();
+    let logged_out = {
+        let base = a.url("");
+        let doomed = doomed.clone();
+        tokio::spawn(async move {
+            // Retried until it is answered: an answered logout must hold.
+            let http = http_client();
+            loop {
+                let (status, body) = logout(&http, &base, &doomed).await;
+                if status < 400 {
+                    return;
+                }
+                assert_eq!(status, 503, "a logout during the switch: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    match switch {
+        Switch::Planned => formation.perform_failover().await,
+        Switch::HardStop => {
+            formation.stop_primary_hard().await;
+        }
+    }
+    let new_primary = formation
+        .wait_for_primary_change(old_primary, Duration::from_secs(90))
+        .await;
+    let promoted = started.elapsed();
+    tokio::time::timeout(BACK_WITHIN, logged_out)
+        .await
+        .expect("the logout was answered once the new primary was up")
+        .expect("the logout task");
+
+    // Load goes on until every visitor has been answered 200 after the promotion.
+    let promoted_at = started + promoted;
+    let deadline = Instant::now() + BACK_WITHIN;
+    while Instant::now() < deadline && !all_ok_since(&last_ok, promoted_at) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut all = Vec::new();
+    for visitor in visitors {
+        all.push(visitor.await.expect("a visitor task"));
+    }
+
+    let mut not_ok = BTreeMap::new();
+    let mut back_at = started;
+    let mut answered = 0;
+    for visits in &all {
+        answered += visits.answers.len();
+        for (_, status) in &visits.answers {
+            if *status != 200 {
+                *not_ok.entry(*status).or_insert(0) += 1;
+            }
+        }
+        // Service is back for this visitor at its first 200 after its last failure.
+        let last_failure = visits
+            .answers
+            .iter()
+            .filter(|(_, status)| *status != 200)
+            .map(|(at, _)| *at)
+            .max();
+        if let Some(failed_at) = last_failure
+            && let Some((at, _)) = visits
+                .answers
+                .iter()
+                .find(|(at, status)| *at > failed_at && *status == 200)
+        {
+            back_at = back_at.max(*at);
+        }
+        assert!(
+            visits.transport_errors.is_empty(),
+            "{switch:?}: a request got no answer: {:?}",
+            visits.transport_errors
+        );
+    }
+    let outage = Outage {
+        back_after: back_at - started,
+        not_ok,
+        answered,
+    };
+    println!(
+        "{switch:?}: primary moved {old_primary} -> {new_primary}, promoted after {promoted:?}; \
+         {outage:?}"
+    );
+
+    assert!(
+        outage.not_ok.keys().all(|status| *status == 503),
+        "{switch:?}: only 503s while it switched: {outage:?}"
+    );
+    assert!(
+        all_ok_since_visits(&all, promoted_at),
+        "{switch:?}: service came back within {BACK_WITHIN:?} of the promotion: {outage:?}"
+    );
+    for visits in &all {
+        let now = count_now(b, &visits.cookie).await;
+        assert!(
+            now > visits.highest_count,
+            "{switch:?}: an answered count was lost: answered {}, now {now}",
+            visits.highest_count
+        );
+    }
+    for server in [a, b] {
+        let (status, page) = user_page(server, &doomed).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            !page.contains("<h1>Doomed</h1>"),
+            "{switch:?}: a session logged out during the switch is served: {page}"
+        );
+    }
+    outage
+}
+
+/// Whether every visitor has been answered 200 since `since`.
+fn all_ok_since(last_ok: &LastOk, since: Instant) -> bool {
+    last_ok.iter().all(|last| {
+        last.lock()
+            .expect("the visitors' clock")
+            .is_some_and(|at| at >= since)
+    })
+}
+
+fn all_ok_since_visits(all: &[Visits], since: Instant) -> bool {
+    all.iter().all(|visits| {
+        visits
+            .answers
+            .iter()
+            .any(|(at, status)| *at >= since && *status == 200)
+    })
+}
+
+/// Two instances on a formation, through a planned failover and then a hard stop of the new
+/// primary (after the old one has rejoined as its standby).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primary() {
+    let Some(mut formation) = Formation::start().await else {
+        return;
+    };
+    let database = formation.create_database().await;
+    let url = formation.multi_host_url(&database);
+    let a = Server::start(&url, &[]);
+    let b = Server::start(&url, &[]);
+
+    let planned = switch_under_load(&mut formation, &a, &b, Switch::Planned).await;
+    formation.wait_until_ready(Duration::from_secs(90)).await;
+    let hard = switch_under_load(&mut formation, &a, &b, Switch::HardStop).await;
+
+    let (mut a, mut b) = (a, b);
+    for (name, server) in [("A", &mut a), ("B", &mut b)] {
+        assert!(server.is_running(), "instance {name} exited");
+        let log = server.log().to_lowercase();
+        assert!(!log.contains("panicked"), "instance {name} panicked:\n{log}");
+    }
+    println!("planned: {planned:?}\nhard stop: {hard:?}");
+}
