@@ -6,13 +6,13 @@
 //! process exits or panics.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::formation::Formation;
 use crate::helpers::COOKIE;
-use crate::server::{Server, http_client, logout, session_cookie};
+use crate::server::{Server, http_client, session_cookie};
 
 /// Visitors hitting the counter back to back during a switch.
 const VISITORS: usize = 8;
@@ -61,7 +61,10 @@ async fn visit(
         turn += 1;
         let answer = http
             .get(format!("{}/", servers[turn % 2]))
-            .header(reqwest::header::COOKIE, format!("{COOKIE}={}", visits.cookie))
+            .header(
+                reqwest::header::COOKIE,
+                format!("{COOKIE}={}", visits.cookie),
+            )
             .send()
             .await;
         match answer {
@@ -111,6 +114,36 @@ async fn user_page(server: &Server, cookie: &str) -> (u16, String) {
     (status, response.text().await.expect("a page"))
 }
 
+/// One try at logging out as a browser does (the confirmation page, then its form): the first
+/// status that is not a success, or the logout's.
+async fn logout_once(http: &reqwest::Client, base: &str, session: &str) -> (u16, String) {
+    let page = http
+        .get(format!("{base}/logout"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
+        .send()
+        .await
+        .expect("GET /logout");
+    let status = page.status().as_u16();
+    let body = page.text().await.expect("the page");
+    if status != 200 {
+        return (status, body);
+    }
+    let token = crate::helpers::csrf_token_in(&body);
+    let response = http
+        .post(format!("{base}/logout"))
+        .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!("csrf_token={token}"))
+        .send()
+        .await
+        .expect("POST /logout");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("the page"))
+}
+
 /// How the primary goes away.
 #[derive(Debug, Clone, Copy)]
 enum Switch {
@@ -158,7 +191,12 @@ async fn switch_under_load(
     let visitors: Vec<_> = (0..VISITORS)
         .map(|index| {
             let servers = [a.url(""), b.url("")];
-            tokio::spawn(visit(servers, index, Arc::clone(&stop), Arc::clone(&last_ok)))
+            tokio::spawn(visit(
+                servers,
+                index,
+                Arc::clone(&stop),
+                Arc::clone(&last_ok),
+            ))
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -172,7 +210,7 @@ async fn switch_under_load(
             // Retried until it is answered: an answered logout must hold.
             let http = http_client();
             loop {
-                let (status, body) = logout(&http, &base, &doomed).await;
+                let (status, body) = logout_once(&http, &base, &doomed).await;
                 if status < 400 {
                     return;
                 }
@@ -244,9 +282,15 @@ async fn switch_under_load(
         not_ok,
         answered,
     };
-    println!(
-        "{switch:?}: primary moved {old_primary} -> {new_primary}, promoted after {promoted:?}; \
-         {outage:?}"
+    eprintln!(
+        "{switch:?}: primary moved {old_primary} -> {new_primary} (promoted, as the monitor \
+         says, after {promoted:?}); service back {:?} after the switch began; {} answers, \
+         not 200: {:?}",
+        outage.back_after, outage.answered, outage.not_ok
+    );
+    assert!(
+        outage.answered > 100,
+        "{switch:?}: the load ran: {outage:?}"
     );
 
     assert!(
@@ -314,7 +358,10 @@ async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primar
     for (name, server) in [("A", &mut a), ("B", &mut b)] {
         assert!(server.is_running(), "instance {name} exited");
         let log = server.log().to_lowercase();
-        assert!(!log.contains("panicked"), "instance {name} panicked:\n{log}");
+        assert!(
+            !log.contains("panicked"),
+            "instance {name} panicked:\n{log}"
+        );
     }
-    println!("planned: {planned:?}\nhard stop: {hard:?}");
+    eprintln!("planned failover: {planned:?}\nhard stop: {hard:?}");
 }

@@ -13,6 +13,7 @@ mod concurrency;
 mod cookies;
 mod crash;
 mod expiry;
+mod failover;
 mod formation;
 mod hardening;
 mod hostile;
