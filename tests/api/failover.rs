@@ -1,6 +1,7 @@
 //! latch through real failovers: two instances of the binary on a pg_auto_failover formation
-//! (see `formation`), reached by a multi-host URL, under load while `pg_autoctl perform
-//! failover` runs and while the primary is killed. While the primary changes, requests get
+//! (see `formation`), reached by a multi-host URL, or by one address that moves to the new
+//! primary, under load while `pg_autoctl perform failover` runs and while the primary is
+//! killed. While the primary changes, requests get
 //! 503 and nothing else; service comes back on its own; every counter value answered before
 //! is still there; a session logged out during the switch is dead on both instances; neither
 //! process exits or panics.
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 use crate::formation::Formation;
 use crate::helpers::COOKIE;
 use crate::server::{Server, http_client, session_cookie};
+
+/// The servers log warnings (each 503, and the watcher's moves), for a failure to show.
+const LOGGED: &[(&str, &str)] = &[("ROCKET_LOG_LEVEL", "normal")];
 
 /// Visitors hitting the counter back to back during a switch.
 const VISITORS: usize = 8;
@@ -88,30 +92,45 @@ async fn visit(
     visits
 }
 
+/// How long the checks after a switch retry a 503: on a loaded machine the monitor may take a
+/// slow node for a dead one and switch again, which is a 503 as it should be. What the checks
+/// look at is the data, not whether the database is up at that moment.
+const CHECK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `path` on `server` with `cookie`'s session, once it answers something other than 503.
+async fn page_of(server: &Server, path: &str, cookie: &str) -> (u16, String) {
+    let http = http_client();
+    let deadline = Instant::now() + CHECK_PATIENCE;
+    loop {
+        let response = http
+            .get(server.url(path))
+            .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let page = response.text().await.expect("a page");
+        if status != 503 || Instant::now() > deadline {
+            return (status, page);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The count `cookie`'s session shows now on `server` (a visit adds one).
 async fn count_now(server: &Server, cookie: &str) -> u32 {
-    let page = http_client()
-        .get(server.url("/"))
-        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
-        .send()
-        .await
-        .expect("GET /")
-        .text()
-        .await
-        .expect("a page");
-    count_in(&page).unwrap_or_else(|| panic!("a counter page: {page}"))
+    let (status, page) = page_of(server, "/", cookie).await;
+    count_in(&page).unwrap_or_else(|| {
+        panic!(
+            "a counter page, got {status}: {page}\nthe server's log:\n{}",
+            server.log()
+        )
+    })
 }
 
 /// The `/user` page of `cookie`'s session on `server`.
 async fn user_page(server: &Server, cookie: &str) -> (u16, String) {
-    let response = http_client()
-        .get(server.url("/user"))
-        .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"))
-        .send()
-        .await
-        .expect("GET /user");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("a page"))
+    page_of(server, "/user", cookie).await
 }
 
 /// One try at logging out as a browser does (the confirmation page, then its form): the first
@@ -166,11 +185,13 @@ struct Outage {
 
 /// Runs `switch` on `formation` while visitors load `a` and `b`, logs a session out during it,
 /// and checks what the module promises. Returns what it cost.
+/// `promoted` hears the new primary's port as soon as the formation has one.
 async fn switch_under_load(
     formation: &mut Formation,
     a: &Server,
     b: &Server,
     switch: Switch,
+    promoted_to: impl Fn(u16),
 ) -> Outage {
     let http = http_client();
     let set = http
@@ -229,6 +250,7 @@ async fn switch_under_load(
         .wait_for_primary_change(old_primary, Duration::from_secs(90))
         .await;
     let promoted = started.elapsed();
+    promoted_to(new_primary);
     tokio::time::timeout(BACK_WITHIN, logged_out)
         .await
         .expect("the logout was answered once the new primary was up")
@@ -348,15 +370,47 @@ async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primar
     };
     let database = formation.create_database().await;
     let url = formation.multi_host_url(&database);
-    let a = Server::start(&url, &[]);
-    let b = Server::start(&url, &[]);
+    let a = Server::start(&url, LOGGED);
+    let b = Server::start(&url, LOGGED);
 
-    let planned = switch_under_load(&mut formation, &a, &b, Switch::Planned).await;
+    let planned = switch_under_load(&mut formation, &a, &b, Switch::Planned, drop).await;
     formation.wait_until_ready(Duration::from_secs(90)).await;
-    let hard = switch_under_load(&mut formation, &a, &b, Switch::HardStop).await;
+    let hard = switch_under_load(&mut formation, &a, &b, Switch::HardStop, drop).await;
 
-    let (mut a, mut b) = (a, b);
-    for (name, server) in [("A", &mut a), ("B", &mut b)] {
+    assert_still_running([a, b]);
+    eprintln!("planned failover: {planned:?}\nhard stop: {hard:?}");
+}
+
+/// Two instances reach the formation through one address that moves to the new primary once
+/// it is promoted, as a managed Postgres's DNS name does (every connection it carried breaks):
+/// the same watch follows it with a single-host URL and `target_session_attrs=read-write`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_one_address_that_moves_to_the_new_primary_two_instances_ride_out_a_failover() {
+    let Some(mut formation) = Formation::start().await else {
+        return;
+    };
+    let database = formation.create_database().await;
+    let primary = formation.primary_port().await.expect("a primary");
+    let endpoint = Endpoint::start(primary).await;
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/{database}?target_session_attrs=read-write",
+        endpoint.port
+    );
+    let a = Server::start(&url, LOGGED);
+    let b = Server::start(&url, LOGGED);
+
+    let outage = switch_under_load(&mut formation, &a, &b, Switch::Planned, |new_primary| {
+        endpoint.move_to(new_primary);
+    })
+    .await;
+
+    assert_still_running([a, b]);
+    eprintln!("one moving address, planned failover: {outage:?}");
+}
+
+/// Neither instance exited, and neither logged a panic.
+fn assert_still_running(servers: [Server; 2]) {
+    for (name, mut server) in ["A", "B"].into_iter().zip(servers) {
         assert!(server.is_running(), "instance {name} exited");
         let log = server.log().to_lowercase();
         assert!(
@@ -364,5 +418,56 @@ async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primar
             "instance {name} panicked:\n{log}"
         );
     }
-    eprintln!("planned failover: {planned:?}\nhard stop: {hard:?}");
+}
+
+/// One address for the database, as a managed Postgres gives its clients: a TCP forwarder to
+/// the node it points at. Moving it to another node breaks every connection it carried, as a
+/// failover behind such a name does; new connections reach the new node.
+struct Endpoint {
+    port: u16,
+    moves: tokio::sync::watch::Sender<u16>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    async fn start(node: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let (moves, moved) = tokio::sync::watch::channel(node);
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut moved = moved.clone();
+                let node = *moved.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", node)).await
+                    else {
+                        return;
+                    };
+                    // Either side closing, or a move, ends the connection (both halves drop).
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = moved.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            moves,
+            accepting,
+        }
+    }
+
+    /// Points the address at `node`'s port, breaking what it carried.
+    fn move_to(&self, node: u16) {
+        self.moves.send_replace(node);
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
