@@ -1,6 +1,7 @@
 //! Opening the database a store lives in: one pool, SQLite or PostgreSQL, chosen at run time
 //! from the URL's scheme, with latch's schema applied.
 
+#[cfg(feature = "sqlite")]
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;

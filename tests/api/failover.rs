@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::formation::Formation;
 use crate::helpers::COOKIE;
-use crate::server::{Server, http_client, session_cookie};
+use crate::server::{Server, http_client, post_logout, session_cookie};
 
 /// The servers log warnings (each 503, and the watcher's moves), for a failure to show.
 const LOGGED: &[(&str, &str)] = &[("ROCKET_LOG_LEVEL", "normal")];
@@ -148,19 +148,7 @@ async fn logout_once(http: &reqwest::Client, base: &str, session: &str) -> (u16,
         return (status, body);
     }
     let token = crate::helpers::csrf_token_in(&body);
-    let response = http
-        .post(format!("{base}/logout"))
-        .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(format!("csrf_token={token}"))
-        .send()
-        .await
-        .expect("POST /logout");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("the page"))
+    post_logout(http, base, session, &token).await
 }
 
 /// How the primary goes away.

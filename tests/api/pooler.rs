@@ -172,19 +172,27 @@ async fn in_session_mode_two_instances_work_as_on_a_direct_connection() {
     two_instances_share_a_session_through(&a, &b).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_direct_url_carries_the_migrations_and_the_listener_past_the_pooler() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
-        return;
-    };
-    let Some(bouncer) = PgBouncer::start("session") else {
-        return;
-    };
+/// A fresh database, a PgBouncer in `pool_mode` in front of it, and two instances of the
+/// binary through it with `database_direct_url` past it (as `root`: see [`direct_as_root`]);
+/// `None` when Postgres or PgBouncer is missing (and not required).
+async fn two_instances_with_a_direct_url(
+    pool_mode: &str,
+) -> Option<(TestDb, PgBouncer, Server, Server)> {
+    let db = TestDb::create(Backend::Postgres).await?;
+    let bouncer = PgBouncer::start(pool_mode)?;
     let pooled = bouncer.url_for(db.url());
     let direct = direct_as_root(db.url());
     let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
     let a = Server::start(&pooled, &env);
     let b = Server::start(&pooled, &env);
+    Some((db, bouncer, a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_url_carries_the_migrations_and_the_listener_past_the_pooler() {
+    let Some((db, _bouncer, a, b)) = two_instances_with_a_direct_url("session").await else {
+        return;
+    };
 
     two_instances_share_a_session_through(&a, &b).await;
 
@@ -365,17 +373,9 @@ async fn steady_load_on_both_has_no_errors(a: &Server, b: &Server) {
 /// load on both give no errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_transaction_mode_with_a_direct_url_two_instances_serve_every_flow() {
-    let Some(db) = TestDb::create(Backend::Postgres).await else {
+    let Some((_db, _bouncer, a, b)) = two_instances_with_a_direct_url("transaction").await else {
         return;
     };
-    let Some(bouncer) = PgBouncer::start("transaction") else {
-        return;
-    };
-    let pooled = bouncer.url_for(db.url());
-    let direct = direct_as_root(db.url());
-    let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
-    let a = Server::start(&pooled, &env);
-    let b = Server::start(&pooled, &env);
 
     two_instances_share_a_session_through(&a, &b).await;
     a_burst_across_both_counts_every_hit(&a, &b).await;

@@ -170,6 +170,16 @@ pub async fn logout(http: &reqwest::Client, base: &str, session: &str) -> (u16, 
         .await
         .expect("GET /logout");
     let token = crate::helpers::csrf_token_in(&page.text().await.expect("the page"));
+    post_logout(http, base, session, &token).await
+}
+
+/// Posts the logout form with `token` for the session in `session`: the status and the page.
+pub async fn post_logout(
+    http: &reqwest::Client,
+    base: &str,
+    session: &str,
+    token: &str,
+) -> (u16, String) {
     let response = http
         .post(format!("{base}/logout"))
         .header(reqwest::header::COOKIE, format!("{COOKIE}={session}"))
