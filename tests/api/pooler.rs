@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use latch::{PostgresStore, Table};
+use sqlx::PgPool;
+
 use crate::attacks::{Browser, PASSWORD, registered};
 use crate::helpers::{Backend, COOKIE, TestDb};
 use crate::launch::{assert_refused, latch};
@@ -410,4 +413,52 @@ async fn in_transaction_mode_without_a_direct_url_the_launch_is_refused() {
         )
         .await;
     assert_eq!(tables, "0", "nothing was migrated through the pooler");
+}
+
+/// Every operation of the Postgres store, as `latch::testing::contract` checks it (the purge,
+/// the per-user index, rekeys, revocations and epoch bumps among them, which the walkthrough's
+/// flows reach only in part), through PgBouncer in transaction mode: the store opened with
+/// `open_behind_pooler`, behind the batching layer and the cache, each check on a database of
+/// its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_keeps_its_whole_contract_through_a_transaction_pooler() {
+    if TestDb::create(Backend::Postgres).await.is_none() {
+        return;
+    }
+    let Some(bouncer) = PgBouncer::start("transaction") else {
+        return;
+    };
+    let bouncer = Arc::new(bouncer);
+    let databases: Arc<std::sync::Mutex<Vec<TestDb>>> = Arc::default();
+    let made = Arc::clone(&databases);
+
+    let checked = latch::testing::contract::check(move || {
+        let (bouncer, made) = (Arc::clone(&bouncer), Arc::clone(&made));
+        async move {
+            let db = TestDb::create(Backend::Postgres)
+                .await
+                .expect("a scratch database");
+            let pooled = PgPool::connect(&bouncer.url_for(db.url()))
+                .await
+                .expect("the pooler");
+            let direct = PgPool::connect(&direct_as_root(db.url()))
+                .await
+                .expect("the database");
+            let store = PostgresStore::open_behind_pooler(pooled, direct, Table::default())
+                .await
+                .expect("the store opens behind the pooler")
+                .batched()
+                .cached(100);
+            made.lock().expect("the databases").push(db);
+            store
+        }
+    })
+    .await;
+    drop(databases);
+
+    assert!(
+        checked.expired_deletion && checked.user_index,
+        "{checked:?}"
+    );
+    assert_eq!(checked.checks, 22, "{checked:?}");
 }
