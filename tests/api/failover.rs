@@ -11,12 +11,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::formation::Formation;
+use sqlx::Connection as _;
+
+use crate::formation::{Formation, node_url};
 use crate::helpers::COOKIE;
 use crate::server::{Server, http_client, post_logout, session_cookie};
 
-/// The servers log warnings (each 503, and the watcher's moves), for a failure to show.
-const LOGGED: &[(&str, &str)] = &[("ROCKET_LOG_LEVEL", "normal")];
+/// The servers log warnings (each 503, and the watcher's moves), for a failure to show, and
+/// purge every second.
+const LOGGED: &[(&str, &str)] = &[
+    ("ROCKET_LOG_LEVEL", "normal"),
+    ("ROCKET_SESSION", "{purge_interval=1}"),
+];
 
 /// Visitors hitting the counter back to back during a switch.
 const VISITORS: usize = 8;
@@ -350,7 +356,7 @@ fn all_ok_since_visits(all: &[Visits], since: Instant) -> bool {
 }
 
 /// Two instances on a formation, through a planned failover and then a hard stop of the new
-/// primary (after the old one has rejoined as its standby).
+/// primary (after the old one has rejoined as its standby); the purge still works after both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primary() {
     let Some(mut formation) = Formation::start().await else {
@@ -364,6 +370,29 @@ async fn two_instances_ride_out_a_planned_failover_and_a_hard_stop_of_the_primar
     let planned = switch_under_load(&mut formation, &a, &b, Switch::Planned, drop).await;
     formation.wait_until_ready(Duration::from_secs(90)).await;
     let hard = switch_under_load(&mut formation, &a, &b, Switch::HardStop, drop).await;
+
+    // The purge task carried on too: an expired row on the new primary goes within seconds.
+    let primary = formation.primary_port().await.expect("a primary");
+    let mut on_primary = sqlx::PgConnection::connect(&node_url(primary, &database))
+        .await
+        .expect("the new primary");
+    sqlx::query(
+        "insert into sessions (id_hash, data, created_at, expires_at) \
+         values (sha256('expired before the failovers'), '{}', 0, 1)",
+    )
+    .execute(&mut on_primary)
+    .await
+    .expect("an expired row");
+    let deadline = Instant::now() + CHECK_PATIENCE;
+    let mut left: i64 = 1;
+    while left > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        left = sqlx::query_scalar("select count(*) from sessions where expires_at = 1")
+            .fetch_one(&mut on_primary)
+            .await
+            .expect("count the expired row");
+    }
+    assert_eq!(left, 0, "the purge works on the new primary");
 
     assert_still_running([a, b]);
     eprintln!("planned failover: {planned:?}\nhard stop: {hard:?}");
