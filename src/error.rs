@@ -113,20 +113,24 @@ impl<'r> Responder<'r, 'static> for ApiError {
     }
 }
 
-/// What each error status means, in words for the person who got it.
 /// An error and all its sources on one line (`outer: inner: root`), for logs and for the one
 /// line a failed launch prints.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        // Many errors already end with their source's text (sqlx's do): said once.
+        if !line.ends_with(&cause_text) {
+            line.push_str(": ");
+            line.push_str(&cause_text);
+        }
         source = cause.source();
     }
     line
 }
 
+/// What each error status means, in words for the person who got it.
 pub fn status_message(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",
@@ -172,4 +176,28 @@ pub fn page_catchers() -> Vec<Catcher> {
 /// JSON errors for everything under the API.
 pub fn json_catchers() -> Vec<Catcher> {
     catchers![json_catcher]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message ends with its source's, as sqlx's do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error with configuration: {0}")]
+    struct Wrapping(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the database URL is not valid")]
+    struct Outer(#[source] Wrapping);
+
+    #[test]
+    fn a_cause_already_in_the_line_is_said_once() {
+        let error = Outer(Wrapping(std::io::Error::other("bad port")));
+
+        assert_eq!(
+            error_chain(&error),
+            "the database URL is not valid: error with configuration: bad port"
+        );
+    }
 }

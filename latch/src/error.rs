@@ -155,8 +155,12 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        // Many errors already end with their source's text (sqlx's do): said once.
+        if !line.ends_with(&cause_text) {
+            line.push_str(": ");
+            line.push_str(&cause_text);
+        }
         source = cause.source();
     }
     line

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use sqlx::Connection as _;
 
 use crate::formation::{Formation, node_url};
-use crate::helpers::COOKIE;
-use crate::server::{Server, http_client, post_logout, session_cookie};
+use crate::helpers::{Backend, COOKIE, TestDb};
+use crate::launch::{assert_refused, latch};
+use crate::server::{Server, free_port, http_client, post_logout, session_cookie};
 
 /// The servers log warnings (each 503, and the watcher's moves), for a failure to show, and
 /// purge every second.
@@ -487,4 +488,43 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         self.accepting.abort();
     }
+}
+
+/// A multi-host URL whose first host does not answer: the next one, which does and takes
+/// writes, serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_does_not_answer_is_passed_over_for_the_next() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let (server_part, database) = db.url().rsplit_once('/').expect("a URL with a database");
+    let reachable = server_part
+        .rsplit_once('@')
+        .map_or(server_part, |(_, host)| host);
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},{reachable}/{database}",
+        free_port()
+    );
+    let server = Server::start(&url, &[]);
+
+    let answer = http_client()
+        .get(server.url("/user/Ada"))
+        .send()
+        .await
+        .expect("GET /user/Ada");
+
+    assert_eq!(answer.status(), 200);
+}
+
+/// `target_session_attrs` other than `read-write` or `any` stops the launch with one line
+/// naming it: latch must be able to write.
+#[test]
+fn a_target_session_attrs_latch_cannot_write_through_is_refused_in_one_line() {
+    let cwd = tempfile::tempdir().expect("a working directory");
+    let url = "postgres://postgres@127.0.0.1:5432,127.0.0.1:5433/x?target_session_attrs=standby";
+
+    assert_refused(
+        latch(cwd.path(), url, free_port()),
+        &["target_session_attrs"],
+    );
 }
