@@ -462,3 +462,30 @@ async fn the_store_keeps_its_whole_contract_through_a_transaction_pooler() {
     );
     assert_eq!(checked.checks, 22, "{checked:?}");
 }
+
+/// The check that refuses a transaction pooler holds while the pooler is busy: an instance with
+/// the direct URL is under load through it when another starts without one. The newcomer is
+/// refused, and the check (a setting that must not cross between connections, then a
+/// notification) costs the busy instance no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_transaction_pooler_is_still_refused_without_a_direct_url() {
+    let Some((db, bouncer, a, b)) = two_instances_with_a_direct_url("transaction").await else {
+        return;
+    };
+    let pooled = bouncer.url_for(db.url());
+
+    let load = steady_load_on_both_has_no_errors(&a, &b);
+    let refused = tokio::task::spawn_blocking(move || {
+        let cwd = tempfile::tempdir().expect("a working directory");
+        // Launched a second into the load.
+        std::thread::sleep(Duration::from_secs(1));
+        assert_refused(
+            latch(cwd.path(), &pooled, free_port()),
+            &["database_direct_url"],
+        )
+    });
+    load.await;
+
+    let line = refused.await.expect("the refused launch");
+    assert!(line.contains("transaction pooler"), "{line}");
+}
