@@ -32,8 +32,9 @@ pub fn stage() -> AdHoc {
             log::error!("the accounts step needs the database latch opens");
             return Err(rocket);
         };
-        let reached = match crate::config::load(rocket.figment()) {
-            Ok(config) => migrations_database(&config.database, database).await,
+        // The walkthrough keeps the `database_*` keys at the top level.
+        let reached = match latch::DatabaseConfig::from_figment(rocket.figment()) {
+            Ok(config) => migrations_database(&config, database).await,
             Err(error) => Err(error.into()),
         };
         let migrations = match reached {
