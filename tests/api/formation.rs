@@ -552,6 +552,14 @@ fn installed_postgres_bin() -> Option<PathBuf> {
         bin.is_some() || std::env::var(REQUIRE_FAILOVER_VAR).as_deref() != Ok("1"),
         "{REQUIRE_FAILOVER_VAR}=1 but pg_autoctl or the pg_auto_failover extension is not installed"
     );
+    if bin.is_none() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        crate::helpers::say_skipped(
+            &SAID,
+            "pg_auto_failover tests SKIPPED: `apt-get install postgresql-15-auto-failover \
+             pg-auto-failover-cli` to run them.",
+        );
+    }
     bin
 }
 

@@ -233,6 +233,14 @@ impl Drop for TestDb {
     }
 }
 
+/// Says once, straight to stderr (the test harness would swallow eprintln! from a passing
+/// test), that a group of tests was skipped and why.
+pub fn say_skipped(once: &'static Once, why: &str) {
+    once.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "\n{why}\n");
+    });
+}
+
 fn postgres_admin_url() -> Option<String> {
     match std::env::var(POSTGRES_URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
@@ -241,15 +249,14 @@ fn postgres_admin_url() -> Option<String> {
                 std::env::var(REQUIRE_POSTGRES_VAR).as_deref() != Ok("1"),
                 "{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set"
             );
-            static SAY_ONCE: Once = Once::new();
-            SAY_ONCE.call_once(|| {
-                // Straight to stderr: the test harness would swallow eprintln! from a passing test.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\nPostgres tests SKIPPED: set {POSTGRES_URL_VAR} (e.g. \
-                     postgres://postgres@127.0.0.1:5432/postgres) to run them.\n"
-                );
-            });
+            static SAID: Once = Once::new();
+            say_skipped(
+                &SAID,
+                &format!(
+                    "Postgres tests SKIPPED: set {POSTGRES_URL_VAR} (e.g. \
+                     postgres://postgres@127.0.0.1:5432/postgres) to run them."
+                ),
+            );
             None
         }
     }

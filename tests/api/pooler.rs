@@ -13,7 +13,7 @@ use latch::{PostgresStore, Table};
 use sqlx::PgPool;
 
 use crate::attacks::{Browser, PASSWORD, registered};
-use crate::helpers::{Backend, COOKIE, TestDb};
+use crate::helpers::{Backend, COOKIE, TestDb, say_skipped};
 use crate::launch::{assert_refused, latch};
 use crate::server::{Server, free_port, http_client, logout, session_cookie};
 
@@ -35,6 +35,11 @@ impl PgBouncer {
             assert!(
                 std::env::var(REQUIRE_POOLER_VAR).as_deref() != Ok("1"),
                 "{REQUIRE_POOLER_VAR}=1 but {PGBOUNCER} is not installed"
+            );
+            static SAID: std::sync::Once = std::sync::Once::new();
+            say_skipped(
+                &SAID,
+                "PgBouncer tests SKIPPED: `apt-get install pgbouncer` to run them.",
             );
             return None;
         }
