@@ -186,11 +186,20 @@ async fn in_session_mode_two_instances_work_as_on_a_direct_connection() {
 async fn two_instances_with_a_direct_url(
     pool_mode: &str,
 ) -> Option<(TestDb, PgBouncer, Server, Server)> {
+    two_instances_with_a_direct_url_and(pool_mode, None).await
+}
+
+/// [`two_instances_with_a_direct_url`], the instances' `session` settings set to `session`.
+async fn two_instances_with_a_direct_url_and(
+    pool_mode: &str,
+    session: Option<&str>,
+) -> Option<(TestDb, PgBouncer, Server, Server)> {
     let db = TestDb::create(Backend::Postgres).await?;
     let bouncer = PgBouncer::start(pool_mode)?;
     let pooled = bouncer.url_for(db.url());
     let direct = direct_as_root(db.url());
-    let env = [("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
+    let mut env = vec![("ROCKET_DATABASE_DIRECT_URL", direct.as_str())];
+    env.extend(session.map(|session| ("ROCKET_SESSION", session)));
     let a = Server::start(&pooled, &env);
     let b = Server::start(&pooled, &env);
     Some((db, bouncer, a, b))
@@ -493,4 +502,55 @@ async fn a_busy_transaction_pooler_is_still_refused_without_a_direct_url() {
 
     let line = refused.await.expect("the refused launch");
     assert!(line.contains("transaction pooler"), "{line}");
+}
+
+/// More sessions than the caches hold (8 each), through PgBouncer in transaction mode: 40
+/// sessions, each hit twice at once (one hit on each instance), all 80 requests released
+/// together. Loads miss the cache and go out in batches, writes race on every session, and
+/// every hit counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_more_sessions_than_the_caches_hold_counts_every_hit() {
+    const SESSIONS: usize = 40;
+    let Some((_db, _bouncer, a, b)) =
+        two_instances_with_a_direct_url_and("transaction", Some("{cache_capacity=8}")).await
+    else {
+        return;
+    };
+    let http = http_client();
+    let mut cookies = Vec::new();
+    for i in 0..SESSIONS {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let first = http.get(server.url("/")).send().await.expect("GET /");
+        cookies.push(session_cookie(&first).expect("a session cookie"));
+    }
+
+    let start = Arc::new(tokio::sync::Barrier::new(2 * SESSIONS));
+    let hits = cookies.iter().flat_map(|cookie| {
+        [a.url("/"), b.url("/")].map(|url| {
+            let request = http
+                .get(url)
+                .header(reqwest::header::COOKIE, format!("{COOKIE}={cookie}"));
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                request.send().await.expect("GET /").status().as_u16()
+            })
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(hits.collect::<Vec<_>>())
+        .await
+        .into_iter()
+        .map(|status| status.expect("a request task"))
+        .collect();
+    let mut wrong = Vec::new();
+    for (i, cookie) in cookies.iter().enumerate() {
+        let server = if i % 2 == 0 { &b } else { &a };
+        let page = counter_page(&http, server, cookie).await;
+        if !page.contains("You visited this page 4 times") {
+            wrong.push(i);
+        }
+    }
+
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    assert!(wrong.is_empty(), "sessions whose hits were lost: {wrong:?}");
 }
