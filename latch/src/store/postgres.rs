@@ -142,30 +142,13 @@ impl PostgresStore {
         })
     }
 
-    /// This store's table, its statements prepared or not.
-    fn target(&self, persistent: bool) -> Target<'_> {
-        Target {
-            table: &self.table,
-            persistent,
-        }
-    }
-
-    /// Runs `operation` on a connection of the pool, telling it whether its statements may be
-    /// prepared; when they may not, inside a transaction (see [`Statements::Unnamed`]).
+    /// Runs `operation` on a connection of the pool, as [`run_as`] does.
     async fn on_pool<T>(
         &self,
-        operation: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, StoreError>,
+        operation: impl AsyncFnOnce(&mut PgConnection, Target<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.pool.acquire().await?;
-        match self.statements {
-            Statements::Prepared => operation(&mut connection, true).await,
-            Statements::Unnamed => {
-                let mut transaction = connection.begin().await?;
-                let outcome = operation(&mut transaction, false).await?;
-                transaction.commit().await?;
-                Ok(outcome)
-            }
-        }
+        run_as(&mut connection, &self.table, self.statements, operation).await
     }
 
     /// This store behind the batching layer: what [`WriteBatches::batched`] does, callable
@@ -261,17 +244,8 @@ impl SessionStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
         // On the pool: a duplicate ID would abort a batch's whole transaction.
-        self.on_pool(async |connection, persistent| {
-            users::rekey(
-                self.target(persistent),
-                connection,
-                old,
-                new,
-                record,
-                now,
-                None,
-            )
-            .await
+        self.on_pool(async |connection, target| {
+            users::rekey(target, connection, old, new, record, now, None).await
         })
         .await
     }
@@ -293,11 +267,10 @@ impl SessionStore for PostgresStore {
 impl ExpiredDeletion for PostgresStore {
     async fn delete_expired(&self, now: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         // On the pool, so a purge batch never holds up request writes.
-        self.on_pool(async |connection, persistent| {
-            let result = sqlx::query(self.table.sql(Self::PURGE_BATCH))
+        self.on_pool(async |connection, target| {
+            let result = query(target, Self::PURGE_BATCH)
                 .bind(unix_ms(now))
                 .bind(i64::from(limit))
-                .persistent(persistent)
                 .execute(connection)
                 .await?;
             Ok(result.rows_affected())
@@ -315,8 +288,8 @@ impl UserIndex for PostgresStore {
         record: &Record,
         now: OffsetDateTime,
     ) -> Result<Rekeyed, StoreError> {
-        self.on_pool(async |connection, persistent| {
-            users::sign_in(self.target(persistent), connection, old, new, record, now).await
+        self.on_pool(async |connection, target| {
+            users::sign_in(target, connection, old, new, record, now).await
         })
         .await
     }
@@ -327,15 +300,15 @@ impl UserIndex for PostgresStore {
         current: Option<&IdHash>,
         now: OffsetDateTime,
     ) -> Result<Vec<Device>, StoreError> {
-        self.on_pool(async |connection, persistent| {
-            users::user_sessions(self.target(persistent), connection, user_id, current, now).await
+        self.on_pool(async |connection, target| {
+            users::user_sessions(target, connection, user_id, current, now).await
         })
         .await
     }
 
     async fn revoke(&self, user_id: &str, which: Revoke<'_>) -> Result<Vec<IdHash>, StoreError> {
-        self.on_pool(async |connection, persistent| {
-            users::revoke(self.target(persistent), connection, user_id, which).await
+        self.on_pool(async |connection, target| {
+            users::revoke(target, connection, user_id, which).await
         })
         .await
     }
@@ -345,8 +318,8 @@ impl UserIndex for PostgresStore {
         user_id: &str,
         keep: Option<&IdHash>,
     ) -> Result<Vec<IdHash>, StoreError> {
-        self.on_pool(async |connection, persistent| {
-            users::bump_auth_epoch(self.target(persistent), connection, user_id, keep).await
+        self.on_pool(async |connection, target| {
+            users::bump_auth_epoch(target, connection, user_id, keep).await
         })
         .await
     }
@@ -445,25 +418,45 @@ async fn load_many(
         .map(|(_, now)| unix_ms(*now))
         .min()
         .unwrap_or(0);
-    let query = sqlx::query_as(table.sql(
-        "select id_hash, data, version, created_at, expires_at,
-            user_id, handle, signed_in_at, user_agent, address
-         from sessions
-         where id_hash = any($1) and expires_at > $2",
-    ))
-    .bind(ids)
-    .bind(earliest)
-    .persistent(statements.persistent());
-    let rows: Vec<FoundRow> = match statements {
-        Statements::Prepared => query.fetch_all(connection).await?,
+    let rows: Vec<FoundRow> = run_as(connection, table, statements, async |connection, target| {
+        let rows = sqlx::query_as(target.text(
+            "select id_hash, data, version, created_at, expires_at,
+                user_id, handle, signed_in_at, user_agent, address
+             from sessions
+             where id_hash = any($1) and expires_at > $2",
+        ))
+        .bind(ids)
+        .bind(earliest)
+        .persistent(target.persistent)
+        .fetch_all(connection)
+        .await?;
+        Ok(rows)
+    })
+    .await?;
+    found_in_order(batch, rows)
+}
+
+/// Runs `operation` on `connection` with `table`'s statements as `statements` says: as they
+/// come when they may be prepared, inside a transaction when not (see [`Statements::Unnamed`]).
+async fn run_as<T>(
+    connection: &mut PgConnection,
+    table: &Table,
+    statements: Statements,
+    operation: impl AsyncFnOnce(&mut PgConnection, Target<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let target = Target {
+        table,
+        persistent: statements.persistent(),
+    };
+    match statements {
+        Statements::Prepared => operation(connection, target).await,
         Statements::Unnamed => {
             let mut transaction = connection.begin().await?;
-            let rows = query.fetch_all(&mut *transaction).await?;
+            let outcome = operation(&mut transaction, target).await?;
             transaction.commit().await?;
-            rows
+            Ok(outcome)
         }
-    };
-    found_in_order(batch, rows)
+    }
 }
 
 /// Every write of `batch` in one transaction (or one statement, when that is all it takes).
